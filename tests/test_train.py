@@ -1,0 +1,134 @@
+"""Training: stop rules, divergence, plain-SGD equivalence, batching, records."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from htsgd_jax import data, records
+from htsgd_jax.train import TrainConfig, Trainer, evaluate, group_runs, train
+
+DIGITS = data.load_dataset("digits")
+BASE = dict(dataset="digits", width=64, lr=0.1, batch_size=100, eval_every=10, max_steps=200)
+
+
+def test_stops_at_target_accuracy():
+  r = train(TrainConfig(**BASE, target_accuracy=80.0, noise_type=0), DIGITS, progress=False)
+  assert r.status == "converged"
+  assert r.final["train_accuracy"] >= 80.0
+  assert r.steps < 200 and r.steps % 10 == 0
+  assert r.history["step"][0] == 0 and r.history["step"][-1] == r.steps
+  # It had not converged at the previous evaluation.
+  assert r.history["train_accuracy"][-2] < 80.0
+
+
+def test_stops_at_max_steps():
+  r = train(TrainConfig(**(BASE | dict(max_steps=25)), target_accuracy=100.0), DIGITS, progress=False)
+  assert r.status == "max_steps" and r.steps == 25
+
+
+def test_divergence_is_a_status_not_a_crash():
+  cfg = TrainConfig(**(BASE | dict(lr=1e30)), target_accuracy=100.0, noise_type=0)
+  r = train(cfg, DIGITS, progress=False)
+  assert r.status == "diverged"
+  assert r.steps < 200
+  # The returned parameters are the last finite ones.
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(r.params))
+
+
+def test_sigma_zero_training_equals_plain_optax_sgd():
+  cfg = TrainConfig(**(BASE | dict(max_steps=30)), target_accuracy=100.0, sigma=0.0, noise_type=1)
+  ours = train(cfg, DIGITS, progress=False)
+  trainer = Trainer([cfg], DIGITS)
+  # Replay the same minibatches with optax.sgd by hand.
+  init_key, data_key, _ = jax.random.split(jax.random.key(cfg.seed), 3)
+  params = trainer.model.init(init_key, jnp.zeros((1, 8, 8, 1)))["params"]
+  tx = optax.sgd(cfg.lr)
+  state = tx.init(params)
+  x, y = jnp.asarray(DIGITS.x_train), jnp.asarray(DIGITS.y_train)
+  spe = len(y) // cfg.batch_size
+  perm = jax.random.permutation(data_key, len(y))
+
+  @jax.jit
+  def step(params, state, idx):
+    loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
+        trainer.apply(p, x[idx]), y[idx]).mean()
+    updates, state = tx.update(jax.grad(loss)(params), state, params)
+    return optax.apply_updates(params, updates), state
+
+  for t in range(30):
+    if t % spe == 0 and t > 0:
+      perm = jax.random.permutation(jax.random.fold_in(data_key, t // spe), len(y))
+    idx = perm[(t % spe) * cfg.batch_size:(t % spe + 1) * cfg.batch_size]
+    params, state = step(params, state, idx)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               ours.params, jax.device_get(params))
+
+
+def test_noise_stops_after_convergence_and_is_paired_by_seed():
+  plain = TrainConfig(**BASE, target_accuracy=85.0, noise_type=0, seed=3)
+  noisy = TrainConfig(**BASE, target_accuracy=85.0, noise_type=2, sigma=0.05, seed=3)
+  r_plain, r_noisy = Trainer([plain, noisy], DIGITS).run(progress=False)
+  assert r_noisy.status == "converged"
+  # Same seed, same init and data: the first evaluation coincides.
+  assert r_plain.history["train_loss"][0] == r_noisy.history["train_loss"][0]
+  # Once converged, the run is frozen: its history ends at its own step.
+  assert r_noisy.history["step"][-1] == r_noisy.steps
+
+
+def test_bad_configs_raise_clear_errors():
+  for kwargs, msg in [(dict(alpha=3.0), "alpha must lie"), (dict(sigma=-1.0), "sigma must be"),
+                      (dict(noise_type=5), "noise_type"), (dict(lr=0.0), "lr must be"),
+                      (dict(target_accuracy=150.0), "percentage"), (dict(model="mlp"), "unknown model")]:
+    with pytest.raises(ValueError, match=msg):
+      TrainConfig(**kwargs)
+  with pytest.raises(ValueError, match="batch_size 5000 exceeds"):
+    Trainer([TrainConfig(dataset="digits", batch_size=5000)], DIGITS)
+  with pytest.raises(ValueError, match="group them first"):
+    Trainer([TrainConfig(width=4), TrainConfig(width=8)], DIGITS)
+
+
+def test_evaluate_handles_ragged_batches():
+  apply = lambda p, x: x @ p
+  x = jnp.eye(3)[jnp.array([0, 1, 2, 0, 1])]
+  loss, acc = evaluate(apply, 10 * jnp.eye(3), x, jnp.array([0, 1, 2, 0, 2]), batch_size=2)
+  assert float(acc) == pytest.approx(80.0)
+
+
+def test_group_runs_puts_plain_runs_with_noisy_ones():
+  cfgs = [TrainConfig(width=w, noise_type=t, sigma=s, seed=k)
+          for w in (8, 16) for t, s in ((0, 0.0), (1, 0.1)) for k in (1, 2)]
+  groups = group_runs(cfgs)
+  assert [len(g) for g in groups] == [4, 4]
+  assert {c.width for c in groups[0]} == {8}
+
+
+def test_record_round_trip_is_atomic_and_json(tmp_path):
+  r = train(TrainConfig(**(BASE | dict(max_steps=20)), sigma=0.01), DIGITS, progress=False)
+  out = tmp_path / "run"
+  records.write_run(out, r.record(), r.params)
+  assert records.is_finished(out)
+  rec = json.loads((out / "record.json").read_text())
+  assert rec["config"]["width"] == 64 and rec["status"] == r.status
+  assert TrainConfig.from_dict(rec["config"]) == r.config
+  loaded = records.read_params(out)
+  jax.tree.map(np.testing.assert_array_equal, loaded, r.params)
+  assert not list(out.glob("*.tmp"))
+
+
+def test_interrupted_write_leaves_no_record(tmp_path, monkeypatch):
+  def boom(*a, **k):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(records.np, "savez", boom)
+  with pytest.raises(KeyboardInterrupt):
+    records.write_run(tmp_path / "run", {"status": "converged"}, {"w": np.ones(2)})
+  assert records.read_record(tmp_path / "run") is None
+  assert not list((tmp_path / "run").iterdir())
+
+
+def test_non_finite_metrics_are_written_as_strings(tmp_path):
+  records.write_run(tmp_path, {"status": "diverged", "final": {"train_loss": float("nan")}})
+  assert records.read_record(tmp_path)["final"]["train_loss"] == "nan"
