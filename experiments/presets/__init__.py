@@ -1,0 +1,63 @@
+"""Experiment presets: one module per paper setting, each with a quick variant.
+
+Every module defines ``get_config(variant)`` returning an :class:`Experiment`
+(``variant`` is ``"full"``, the paper's setting, or ``"quick"``, minutes on a
+2-core CPU with the same comparison). Its docstring holds the exact command.
+
+``--preset NAME`` runs ``NAME``'s full variant, ``NAME:quick`` its quick one,
+and ``quick`` the README's main job (ECG5000 and MNIST, quick variants).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+from htsgd_jax.train import TrainConfig
+
+NAMES = ("ecg5000_fcn", "mnist_fcn", "cifar10_fcn", "cifar10_vgg", "cifar100_fcn")
+GROUPS = {"quick": ("ecg5000_fcn:quick", "mnist_fcn:quick")}
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """Noisy vs plain SGD on one setting, over seeds (and widths).
+
+  Attributes:
+    name: label used in tables, plots and run directories.
+    noisy: the noisy run's config; the plain run is the same with no noise.
+    seeds: seeds of both arms (paired: same init and data order).
+    widths: widths to run (default: ``noisy.width`` only).
+    prune_fraction: energy fraction of the pruning criterion.
+    notes: where the hyperparameters come from.
+  """
+  name: str
+  noisy: TrainConfig
+  seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
+  widths: tuple[int, ...] = ()
+  prune_fraction: float = 0.1
+  notes: str = ""
+
+  def runs(self) -> list[tuple[str, str, TrainConfig]]:
+    """``(arm, run_name, config)`` for every arm, width and seed."""
+    plain = dataclasses.replace(self.noisy, noise_type=0, sigma=0.0)
+    out = []
+    for width in self.widths or (self.noisy.width,):
+      for arm, base in (("plain", plain), ("noisy", self.noisy)):
+        for seed in self.seeds:
+          cfg = dataclasses.replace(base, width=width, seed=seed)
+          out.append((arm, f"{arm}_n{width}_seed{seed}", cfg))
+    return out
+
+
+def get_experiments(preset: str) -> list[Experiment]:
+  """Resolves ``NAME``, ``NAME:quick`` or a group name into experiments."""
+  if preset in GROUPS:
+    return [e for p in GROUPS[preset] for e in get_experiments(p)]
+  name, _, variant = preset.partition(":")
+  variant = variant or "full"
+  if name not in NAMES or variant not in ("full", "quick"):
+    choices = ", ".join([*GROUPS, *NAMES, *(f"{n}:quick" for n in NAMES)])
+    raise ValueError(f"unknown preset {preset!r}; choose one of {choices}.")
+  module = importlib.import_module(f"experiments.presets.{name}")
+  return [module.get_config(variant)]
