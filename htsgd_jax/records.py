@@ -93,9 +93,14 @@ def write_run(run_dir, record: dict[str, Any], params=None) -> pathlib.Path:
   if params is not None:
     flat = flatten_params(params)
     _atomic_write(run_dir / PARAMS_FILE, lambda f: np.savez(f, **flat))
-  text = json.dumps(_json_safe(record), indent=1, sort_keys=True)
-  _atomic_write(run_dir / RECORD_FILE, lambda f: f.write(text.encode()))
+  write_json(run_dir / RECORD_FILE, record)
   return run_dir
+
+
+def write_json(path, obj) -> None:
+  """Writes ``obj`` as JSON to ``path`` atomically (non-finite floats as strings)."""
+  text = json.dumps(_json_safe(obj), indent=1, sort_keys=True)
+  _atomic_write(pathlib.Path(path), lambda f: f.write(text.encode()))
 
 
 def read_record(run_dir) -> dict[str, Any] | None:

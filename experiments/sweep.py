@@ -1,0 +1,115 @@
+"""Batched sweeps: widths × seeds × α × σ × noise types, resumable.
+
+  python -m experiments.sweep --dataset ecg5000 --widths 100 500 2000 \\
+      --seeds 1 2 3 4 5 --alphas 1.75 --sigmas 0 0.5 --noise-types 2 \\
+      --lr 0.01 --batch-size 100 --target-accuracy 99 --eval-every 10 \\
+      --out results/sweep_ecg5000
+
+  python -m experiments.sweep --preset ecg5000_fcn:quick --widths 250 500 1000 2000
+
+Every seed, α and σ of one width and noise type trains in one compiled
+program (``vmap`` over runs, sharded over all local devices; plain runs join
+as σ = 0), so the example above is 3 programs. Each finished run is a record
+in ``OUT/<run>/`` (the format of ``experiments.train``); rerunning skips
+finished runs, and a killed sweep loses at most the program in flight.
+Reports as ``experiments.reproduce``: runs.csv, table.md and plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import pathlib
+import sys
+
+from experiments import pipeline
+from experiments.cli import add_config_flags, config_from_args
+from experiments.presets import get_experiments
+from htsgd_jax.data import load_dataset
+from htsgd_jax.train import TrainConfig
+
+GRID = ("width", "seed", "alpha", "sigma", "noise_type")
+
+
+def arm_label(cfg: TrainConfig) -> str:
+  return f"type{cfg.noise_type} α={cfg.alpha:g} σ={cfg.sigma:g}" if cfg.noisy else "plain"
+
+
+def grid_runs(base: TrainConfig, widths, seeds, alphas, sigmas, noise_types) -> list[pipeline.Run]:
+  """Every combination, as (arm, run_name, config); plain runs are deduplicated.
+
+  Example:
+    >>> runs = grid_runs(TrainConfig(), [10, 20], [1, 2], [1.75], [0.0, 0.5], [1, 2])
+    >>> len(runs)  # 2 widths × 2 seeds × (plain + 2 noisy arms)
+    12
+  """
+  runs, seen = [], set()
+  for width, seed, alpha, sigma, noise_type in itertools.product(widths, seeds, alphas, sigmas,
+                                                                   noise_types):
+    noisy = sigma > 0 and noise_type != 0
+    cfg = dataclasses.replace(base, width=width, seed=seed, alpha=alpha if noisy else base.alpha,
+                              sigma=sigma if noisy else 0.0,
+                              noise_type=noise_type if noisy else 0)
+    if cfg in seen:
+      continue
+    seen.add(cfg)
+    name = (f"n{width}_t{noise_type}_a{alpha:g}_s{sigma:g}_seed{seed}" if noisy
+            else f"n{width}_plain_seed{seed}")
+    runs.append((arm_label(cfg), name, cfg))
+  return runs
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--preset", default=None,
+                      help="start from a preset's noisy config (flags below override the grid)")
+  parser.add_argument("--widths", type=int, nargs="+", default=None)
+  parser.add_argument("--seeds", type=int, nargs="+", default=None)
+  parser.add_argument("--alphas", type=float, nargs="+", default=None)
+  parser.add_argument("--sigmas", type=float, nargs="+", default=None,
+                      help="noise scales; 0 adds the plain-SGD arm")
+  parser.add_argument("--noise-types", type=int, nargs="+", default=None)
+  parser.add_argument("--prune-fraction", type=float, default=0.1)
+  parser.add_argument("--out", default=None, help="sweep directory (default results/sweep_<dataset>)")
+  parser.add_argument("--no-progress", action="store_true")
+  add_config_flags(parser, TrainConfig, skip=GRID)
+  args = parser.parse_args(argv)
+  if args.preset:
+    try:
+      exp = get_experiments(args.preset)[0]
+    except ValueError as err:
+      raise SystemExit(f"error: {err}") from None
+    base, label = exp.noisy, exp.name
+    defaults = dict(widths=[base.width], seeds=list(exp.seeds), alphas=[base.alpha],
+                    sigmas=[0.0, base.sigma], noise_types=[base.noise_type])
+  else:
+    base = config_from_args(TrainConfig, args)
+    label = f"sweep_{base.dataset}"
+    defaults = dict(widths=[base.width], seeds=[1, 2, 3, 4, 5], alphas=[base.alpha],
+                    sigmas=[0.0, base.sigma], noise_types=[base.noise_type or 1])
+  grid = {k: getattr(args, k) or v for k, v in defaults.items()}
+  try:
+    runs = grid_runs(base, grid["widths"], grid["seeds"], grid["alphas"], grid["sigmas"],
+                     grid["noise_types"])
+    dataset = load_dataset(base.dataset, data_dir=base.data_dir, download=base.download,
+                           source=base.data_source, train_subset=base.train_subset)
+  except (ValueError, ModuleNotFoundError, FileNotFoundError) as err:
+    raise SystemExit(f"error: {err}") from None
+  out = pathlib.Path(args.out or f"results/{label}")
+  try:
+    complete = pipeline.train_missing(runs, dataset, out, label, not args.no_progress)
+  except KeyboardInterrupt:
+    complete = False
+  rows = pipeline.analyse(runs, dataset, out, label, args.prune_fraction)
+  if rows:
+    print("\n" + pipeline.write_outputs(rows, out) + f"\nwritten to {out}/")
+  if not complete:
+    print("interrupted: rerun the same command to resume; finished runs are kept.")
+    return 130
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

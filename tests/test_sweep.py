@@ -1,0 +1,90 @@
+"""Batched runs equal separate runs; sharding over 4 simulated devices; resumable sweeps."""
+
+import jax
+import numpy as np
+import pytest
+
+from experiments import pipeline, sweep
+from htsgd_jax import data, records
+from htsgd_jax.train import TrainConfig, Trainer, group_runs, run_mesh
+
+DIGITS = data.load_dataset("digits")
+BASE = TrainConfig(dataset="digits", width=48, lr=0.1, batch_size=100, eval_every=10,
+                   max_steps=120, target_accuracy=90.0, noise_type=2, alpha=1.75)
+
+
+def _close(a, b):
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-6), a, b)
+
+
+def test_tests_run_on_four_simulated_devices():
+  assert jax.device_count() == 4
+
+
+def test_batched_runs_equal_separate_runs_seed_by_seed():
+  cfgs = [BASE.__class__(**(BASE.to_dict() | dict(seed=s, sigma=sg)))
+          for s, sg in ((1, 0.0), (2, 0.02), (3, 0.05), (4, 0.02), (5, 0.0))]
+  batched = Trainer(cfgs, DIGITS).run(progress=False)
+  # Runs stop at their own step inside the batch...
+  assert len({r.steps for r in batched}) > 1
+  for cfg, b in zip(cfgs, batched):
+    alone = Trainer([cfg], DIGITS, mesh=run_mesh(jax.devices()[:1])).run(progress=False)[0]
+    # ...and match a run trained alone, on one device, that stops at its own step.
+    assert (b.status, b.steps) == (alone.status, alone.steps)
+    assert b.history["step"] == alone.history["step"]
+    np.testing.assert_allclose(b.history["train_loss"], alone.history["train_loss"], rtol=1e-4)
+    _close(b.params, alone.params)
+
+
+def test_alpha_is_batched_too():
+  cfgs = [BASE.__class__(**(BASE.to_dict() | dict(alpha=a, sigma=0.02, max_steps=20,
+                                                   target_accuracy=100.0))) for a in (1.5, 2.0)]
+  batched = Trainer(cfgs, DIGITS).run(progress=False)
+  for cfg, b in zip(cfgs, batched):
+    _close(b.params, Trainer([cfg], DIGITS).run(progress=False)[0].params)
+
+
+def test_run_axis_is_sharded_and_uneven_counts_are_padded():
+  cfgs = [BASE.__class__(**(BASE.to_dict() | dict(seed=s, max_steps=10))) for s in (1, 2, 3)]
+  trainer = Trainer(cfgs, DIGITS)
+  assert trainer.n_padded == 4
+  seeds, hyper = trainer._per_run_inputs()
+  states = trainer._init(seeds, hyper)
+  kernel = states.params["hidden_0"]["kernel"]
+  assert kernel.shape[0] == 4 and len(kernel.sharding.device_set) == 4
+  assert len(trainer.run(progress=False)) == 3
+
+
+def test_sweep_grid_compiles_one_program_per_width():
+  runs = sweep.grid_runs(BASE, [16, 32, 64], [1, 2, 3, 4, 5], [1.75], [0.0, 0.05], [2])
+  assert len(runs) == 30
+  assert len(group_runs([cfg for _, _, cfg in runs])) == 3
+
+
+def test_sweep_is_resumable_after_a_kill(tmp_path, monkeypatch):
+  argv = ["--dataset", "digits", "--widths", "16", "32", "--seeds", "1", "2", "--sigmas", "0",
+          "0.05", "--noise-types", "2", "--lr", "0.1", "--max-steps", "20", "--eval-every", "10",
+          "--target-accuracy", "100", "--out", str(tmp_path), "--no-progress"]
+  calls = []
+  real_run = Trainer.run
+
+  def dies_on_second_program(self, *a, **k):
+    calls.append(self.cfg.width)
+    if len(calls) == 2:
+      raise KeyboardInterrupt  # as if killed while the second program ran
+    return real_run(self, *a, **k)
+
+  monkeypatch.setattr(Trainer, "run", dies_on_second_program)
+  assert sweep.main(argv) == 130
+  finished = sorted(p.name for p in tmp_path.iterdir() if records.is_finished(p))
+  assert finished == ["n16_plain_seed1", "n16_plain_seed2", "n16_t2_a1.75_s0.05_seed1",
+                      "n16_t2_a1.75_s0.05_seed2"]
+  monkeypatch.setattr(Trainer, "run", real_run)
+  trained = []
+  monkeypatch.setattr(Trainer, "run", lambda self, *a, **k: trained.append(self.cfg.width)
+                      or real_run(self, *a, **k))
+  assert sweep.main(argv) == 0
+  assert trained == [32]  # only the missing program ran
+  csv_rows = (tmp_path / "runs.csv").read_text().strip().splitlines()
+  assert len(csv_rows) == 1 + 8
+  assert (tmp_path / "table.md").is_file() and (tmp_path / "pruning_curves.png").is_file()
