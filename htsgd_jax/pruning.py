@@ -142,3 +142,19 @@ def relative_error(params, pruned, mask=None) -> jax.Array:
   b = [x for x, c in zip(jax.tree.leaves(pruned), chosen) if c]
   diff = sum(jnp.sum((x - y) ** 2) for x, y in zip(a, b))
   return jnp.sqrt(diff / sum(jnp.sum(x ** 2) for x in a))
+
+
+def keep_top_error(params, keep_fraction: float, mask=None,
+                   conv_column: columns_lib.ConvColumn = "filter") -> jax.Array:
+  """``‖Θ^(κn) − Θ‖_F / ‖Θ‖_F`` when only the ``κn`` largest columns are kept.
+
+  The quantity of the paper's theorem, over all hidden layers, with
+  ``κ = keep_fraction`` (``floor((1 - κ) n)`` smallest columns removed).
+
+  Example:
+    >>> p = {"hidden_0": {"kernel": jnp.array([[3.0, 4.0]])}, "classifier": {"kernel": jnp.ones((2, 1))}}
+    >>> float(keep_top_error(p, 0.5))  # drop the 3: sqrt(9 / 25)
+    0.6
+  """
+  pruned, _ = prune(params, 1.0 - keep_fraction, "count", mask, conv_column)
+  return relative_error(params, pruned, mask)

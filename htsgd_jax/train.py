@@ -74,7 +74,8 @@ class TrainConfig:
   lr: float = _field(0.01, "learning rate")
   batch_size: int = _field(100, "minibatch size")
   seed: int = _field(1, "seed of initialisation, data order and noise")
-  target_accuracy: float = _field(95.0, "stop when train accuracy (percent) reaches this")
+  target_accuracy: float | None = _field(95.0, "stop when train accuracy (percent) reaches"
+                                         " this; None trains for max_steps")
   max_steps: int = _field(100_000, "stop after this many SGD steps")
   eval_every: int = _field(100, "steps between full train/test evaluations and stop checks")
   eval_batch_size: int = _field(2000, "batch size of evaluation passes (memory only)")
@@ -106,7 +107,7 @@ class TrainConfig:
       raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(models_lib.MODELS)}.")
     if self.model == "fcn" and self.depth < 2:
       raise ValueError(f"depth counts hidden layers + 1 and must be >= 2; got {self.depth}.")
-    if not 0 < self.target_accuracy <= 100:
+    if self.target_accuracy is not None and not 0 < self.target_accuracy <= 100:
       raise ValueError(f"target_accuracy is a percentage in (0, 100]; got {self.target_accuracy}.")
     columns_lib.check_conv_column(self.conv_column)
 
@@ -336,7 +337,8 @@ class Trainer:
 
     def stop_rule(state: RunState, metrics) -> RunState:
       diverged = state.active & ~(jnp.isfinite(metrics[0]) & _all_finite(state.params))
-      converged = metrics[1] >= cfg.target_accuracy
+      converged = (metrics[1] >= cfg.target_accuracy if cfg.target_accuracy is not None
+                   else jnp.array(False))
       active = state.active & ~diverged & ~converged & (state.steps < cfg.max_steps)
       return state._replace(active=active, diverged=state.diverged | diverged)
 
@@ -438,7 +440,8 @@ class Trainer:
       h = history[i]
       if host.diverged[i]:
         status = "diverged"
-      elif h["train_accuracy"] and h["train_accuracy"][-1] >= c.target_accuracy:
+      elif (c.target_accuracy is not None and h["train_accuracy"]
+            and h["train_accuracy"][-1] >= c.target_accuracy):
         status = "converged"
       elif host.active[i] and interrupted:
         status = "interrupted"

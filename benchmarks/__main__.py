@@ -1,0 +1,193 @@
+"""Benchmarks: samplers, step overhead, loop throughput, batched seeds, time to result.
+
+  python -m benchmarks                    # all but time-to-result, ~3 min on 2 cores
+  python -m benchmarks --only sampler step
+  python -m benchmarks --time-to-result   # adds the quick reproduction (~5 min)
+  python -m benchmarks --json results/bench.json
+
+On a GPU host install a CUDA jaxlib (``pip install -U "jax[cuda12]"``) and run
+the same command; the device kind is recorded in the output. Every figure is
+the median of ``--repeats`` timed runs after one warm-up (compilation
+excluded), reported with min and max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from htsgd_jax import models, noise, stable
+from htsgd_jax.data import load_dataset
+from htsgd_jax.train import TrainConfig, Trainer
+
+
+def timed(fn: Callable[[], object], repeats: int) -> dict:
+  """Median/min/max seconds of ``fn`` after one warm-up; blocks on JAX results."""
+  jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return dict(median=statistics.median(times), min=min(times), max=max(times), repeats=repeats)
+
+
+def machine() -> dict:
+  return dict(cpu_count=os.cpu_count(), platform=platform.platform(),
+              processor=platform.processor() or platform.machine(),
+              backend=jax.default_backend(), devices=[d.device_kind for d in jax.local_devices()],
+              jax=jax.__version__)
+
+
+def bench_sampler(repeats: int) -> list[dict]:
+  from scipy.stats import levy_stable
+  rows = []
+  for size in (10_000, 1_000_000):
+    key = jax.random.key(0)
+    ours = jax.jit(lambda k: stable.symmetric_stable(k, (size,), 1.75), )
+    normal = jax.jit(lambda k: jax.random.normal(k, (size,)))
+    t_ours = timed(lambda: ours(key), repeats)
+    t_norm = timed(lambda: normal(key), repeats)
+    scipy_size = min(size, 100_000)  # scipy is slow; its rate does not depend on size
+    t_scipy = timed(lambda: levy_stable.rvs(1.75, 0, size=scipy_size, random_state=0), max(repeats // 2, 1))
+    rows.append(dict(bench="sampler", size=size, ours=t_ours, normal=t_norm, scipy=t_scipy,
+                     ours_per_s=size / t_ours["median"], scipy_per_s=scipy_size / t_scipy["median"],
+                     speedup_vs_scipy=(size / t_ours["median"]) / (scipy_size / t_scipy["median"]),
+                     ratio_to_normal=t_ours["median"] / t_norm["median"]))
+  return rows
+
+
+def _mnist_step(noise_type: int, width: int, batch: int):
+  model = models.FCN(width=width, depth=2, num_classes=10)
+  x = jax.random.normal(jax.random.key(1), (batch, 28, 28, 1))
+  y = jnp.arange(batch) % 10
+  params = model.init(jax.random.key(0), x[:1])["params"]
+  tx = (optax.sgd(0.01) if noise_type == 0 else
+        noise.noisy_sgd(0.01, 1.75, 0.003, noise_type, key=0))
+  state = tx.init(params)
+
+  @jax.jit
+  def step(params, state):
+    loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
+        model.apply({"params": p}, x), y).mean()
+    updates, state = tx.update(jax.grad(loss)(params), state, params)
+    return optax.apply_updates(params, updates), state
+
+  return lambda: step(params, state), (x, params)
+
+
+def bench_step(repeats: int, width: int = 2048, batch: int = 1000) -> list[dict]:
+  rows, base = [], None
+  for t in (0, 1, 2, 3):
+    fn, _ = _mnist_step(t, width, batch)
+    r = timed(fn, repeats)
+    base = base or r["median"]
+    rows.append(dict(bench="step", noise_type=t, width=width, batch=batch, time=r,
+                     overhead=r["median"] / base - 1))
+  # The floor: the same step's matrix multiplications alone (forward + two backward).
+  x = jax.random.normal(jax.random.key(1), (batch, 784))
+  w1 = jax.random.normal(jax.random.key(2), (784, width))
+  w2 = jax.random.normal(jax.random.key(3), (width, 10))
+
+  @jax.jit
+  def matmuls(x, w1, w2):
+    h = x @ w1
+    o = h @ w2
+    g_h = o @ w2.T
+    return o, h.T @ o, x.T @ g_h, g_h
+  r = timed(lambda: matmuls(x, w1, w2), repeats)
+  flops = 2 * batch * (784 * width * 2 + width * 10 * 2)
+  rows.append(dict(bench="matmul_floor", width=width, batch=batch, time=r,
+                   gflops=flops / r["median"] / 1e9, plain_step_over_floor=base / r["median"]))
+  return rows
+
+
+def bench_seeds(repeats: int) -> list[dict]:
+  ds = load_dataset("digits")
+  rows = []
+  for width in (64, 1024):
+    cfgs = [TrainConfig(dataset="digits", width=width, lr=0.1, batch_size=100, seed=s,
+                        sigma=0.01, noise_type=2, max_steps=100, eval_every=100,
+                        target_accuracy=None) for s in range(1, 9)]
+    batched = Trainer(cfgs, ds)
+    singles = [Trainer([c], ds) for c in cfgs]
+    t_b = timed(lambda: [r.params for r in batched.run(progress=False)], repeats)
+    t_s = timed(lambda: [t.run(progress=False)[0].params for t in singles], repeats)
+    rows.append(dict(bench="seeds", width=width, seeds=len(cfgs), batched=t_b, sequential=t_s,
+                     speedup=t_s["median"] / t_b["median"]))
+  return rows
+
+
+def bench_time_to_result() -> list[dict]:
+  import tempfile
+  with tempfile.TemporaryDirectory() as out:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "experiments.reproduce", "--preset", "quick",
+                    "--out", out, "--no-progress"], check=True, capture_output=True)
+    return [dict(bench="time_to_result", preset="quick", seconds=time.perf_counter() - start)]
+
+
+def table(rows: list[dict]) -> str:
+  lines = []
+  for r in rows:
+    b = r["bench"]
+    if b == "sampler":
+      lines.append(f"sampler  n={r['size']:>9,}  ours {r['ours_per_s']:.3g}/s  scipy {r['scipy_per_s']:.3g}/s"
+                   f"  ({r['speedup_vs_scipy']:.0f}x scipy)  time vs jax.random.normal {r['ratio_to_normal']:.2f}x"
+                   f"  [ours min/med/max {r['ours']['min']*1e3:.2f}/{r['ours']['median']*1e3:.2f}/{r['ours']['max']*1e3:.2f} ms]")
+    elif b == "step":
+      t = r["time"]
+      lines.append(f"step     type {r['noise_type']} (0 = plain)  n={r['width']} batch={r['batch']}"
+                   f"  {t['median']*1e3:.1f} ms [{t['min']*1e3:.1f}, {t['max']*1e3:.1f}]  overhead {100*r['overhead']:+.1f}%")
+    elif b == "matmul_floor":
+      t = r["time"]
+      lines.append(f"floor    matmuls only  {t['median']*1e3:.1f} ms ({r['gflops']:.0f} GFLOP/s)"
+                   f"  plain step / floor = {r['plain_step_over_floor']:.2f}")
+    elif b == "seeds":
+      lines.append(f"seeds    {r['seeds']} seeds n={r['width']}: batched {r['batched']['median']:.2f} s,"
+                   f" sequential {r['sequential']['median']:.2f} s  ({r['speedup']:.1f}x)")
+    elif b == "time_to_result":
+      lines.append(f"result   quick reproduction (ECG5000 + MNIST, 12 runs): {r['seconds']:.0f} s")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--only", nargs="+", choices=("sampler", "step", "seeds"), default=None)
+  parser.add_argument("--time-to-result", action="store_true")
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--json", default="results/benchmarks.json")
+  args = parser.parse_args(argv)
+  chosen = args.only or ("sampler", "step", "seeds")
+  rows = []
+  for name in chosen:
+    rows += {"sampler": bench_sampler, "step": bench_step, "seeds": bench_seeds}[name](args.repeats)
+  if args.time_to_result:
+    rows += bench_time_to_result()
+  info = machine()
+  print(f"machine: {info['cpu_count']} CPUs, {info['processor']}, {info['backend']}"
+        f" ({', '.join(sorted(set(info['devices'])))}), jax {info['jax']}")
+  print(table(rows))
+  path = pathlib.Path(args.json)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(dict(machine=info, results=rows), indent=1))
+  print(f"written to {path}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
