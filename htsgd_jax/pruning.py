@@ -153,7 +153,7 @@ def keep_top_error(params, keep_fraction: float, mask=None,
 
   Example:
     >>> p = {"hidden_0": {"kernel": jnp.array([[3.0, 4.0]])}, "classifier": {"kernel": jnp.ones((2, 1))}}
-    >>> float(keep_top_error(p, 0.5))  # drop the 3: sqrt(9 / 25)
+    >>> round(float(keep_top_error(p, 0.5)), 6)  # drop the 3: sqrt(9 / 25)
     0.6
   """
   pruned, _ = prune(params, 1.0 - keep_fraction, "count", mask, conv_column)

@@ -101,6 +101,15 @@ def _compute_dtype(dtype) -> jnp.dtype:
   return jnp.dtype(jnp.float32) if dtype.itemsize < 4 else dtype
 
 
+def _prepare(alpha, scale, dtype, alpha_max: float = 2.0):
+  """Validates concrete arguments; returns (output dtype, compute dtype, alpha)."""
+  check_alpha(alpha, high=alpha_max)
+  check_scale(scale)
+  out_dtype = jnp.dtype(dtype)
+  cdtype = _compute_dtype(out_dtype)
+  return out_dtype, cdtype, jnp.asarray(alpha, cdtype)
+
+
 def _angle_and_exponential(key, shape, dtype):
   """Returns (cos V, sin V, V, W) with V ~ U(-pi/2, pi/2), W ~ Exp(1), clamped."""
   k_v, k_w = jax.random.split(key)
@@ -141,11 +150,7 @@ def symmetric_stable(key: jax.Array, shape: Shape = (), alpha=2.0, scale=1.0,
     Chambers, Mallows & Stuck, "A method for simulating stable random
     variables", JASA 71 (1976).
   """
-  check_alpha(alpha)
-  check_scale(scale)
-  out_dtype = jnp.dtype(dtype)
-  cdtype = _compute_dtype(out_dtype)
-  alpha = jnp.asarray(alpha, cdtype)
+  out_dtype, cdtype, alpha = _prepare(alpha, scale, dtype)
   cos_v, v, w = _angle_and_exponential(key, tuple(shape), cdtype)
   # X = sin(aV) / cos(V)^(1/a) * (cos((1-a)V) / W)^((1-a)/a)
   # |(1-a)V| <= pi/2 for a in (0, 2], so cos((1-a)V) >= 0; clamp its rounding.
@@ -189,13 +194,8 @@ def positive_stable(key: jax.Array, shape: Shape = (), alpha=0.5, scale=1.0,
     Kanter, "Stable densities under change of scale and total variation
     inequalities", Ann. Probab. 3 (1975).
   """
-  check_alpha(alpha, high=1.0)
-  check_scale(scale)
-  out_dtype = jnp.dtype(dtype)
-  cdtype = _compute_dtype(out_dtype)
-  alpha = jnp.asarray(alpha, cdtype)
-  cos_v, v, w = _angle_and_exponential(key, tuple(shape), cdtype)
-  del cos_v
+  out_dtype, cdtype, alpha = _prepare(alpha, scale, dtype, alpha_max=1.0)
+  _, v, w = _angle_and_exponential(key, tuple(shape), cdtype)
   eps = jnp.finfo(cdtype).eps
   u = jnp.clip(v + jnp.pi / 2, eps, jnp.pi * (1 - eps))  # U ~ U(0, pi)
   is_one = alpha >= 1.0
@@ -238,15 +238,12 @@ def sub_gaussian_stable(key: jax.Array, shape: Shape, alpha=2.0, scale=1.0,
     Samorodnitsky & Taqqu, "Stable Non-Gaussian Random Processes" (1994),
     Def. 2.5.1.
   """
-  check_alpha(alpha)
-  check_scale(scale)
+  out_dtype, cdtype, alpha = _prepare(alpha, scale, dtype)
   shape = tuple(shape)
-  out_dtype = jnp.dtype(dtype)
-  cdtype = _compute_dtype(out_dtype)
   axis = axis % len(shape) if shape else 0
   k_a, k_g = jax.random.split(key)
   mixing_shape = tuple(1 if i == axis else d for i, d in enumerate(shape))
-  mixing = positive_stable(k_a, mixing_shape, jnp.asarray(alpha, cdtype) / 2,
+  mixing = positive_stable(k_a, mixing_shape, alpha / 2,
                            scale=2 * jnp.asarray(scale, cdtype) ** 2, dtype=cdtype)
   gauss = jax.random.normal(k_g, shape, cdtype)
   return (jnp.sqrt(mixing) * gauss).astype(out_dtype)

@@ -14,6 +14,8 @@ Hyperparameters follow the MNIST command of the authors' README (type 1,
 step budget are our choices, not checked against the paper's appendix.
 """
 
+import dataclasses
+
 from experiments.presets import Experiment
 from htsgd_jax.train import TrainConfig
 
@@ -23,7 +25,7 @@ def get_config(variant: str = "full") -> Experiment:
                       alpha=1.75, sigma=0.003, lr=0.01, batch_size=5000, target_accuracy=95.0,
                       eval_every=100, max_steps=100_000)
   if variant == "quick":
-    return Experiment("cifar10_fcn_quick", noisy.__class__(**(noisy.to_dict() | dict(
-        width=1000, batch_size=500, lr=0.05, sigma=0.003, target_accuracy=60.0,
-        train_subset=10_000, max_steps=5000, eval_every=50))), seeds=(1, 2, 3), notes=__doc__)
+    quick = dataclasses.replace(noisy, width=1000, batch_size=500, lr=0.05, target_accuracy=60.0,
+                                train_subset=10_000, max_steps=5000, eval_every=50)
+    return Experiment("cifar10_fcn_quick", quick, seeds=(1, 2, 3), notes=__doc__)
   return Experiment("cifar10_fcn", noisy, notes=__doc__)

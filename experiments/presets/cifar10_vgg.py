@@ -12,6 +12,8 @@ Noise per filter (``conv_column="filter"``, the authors' ``--iterate_noise_filte
 first convolution skipped. lr, batch size, σ and the target are our choices.
 """
 
+import dataclasses
+
 from experiments.presets import Experiment
 from htsgd_jax.train import TrainConfig
 
@@ -22,7 +24,7 @@ def get_config(variant: str = "full") -> Experiment:
                       eval_every=500, eval_batch_size=500, conv_column="filter",
                       max_steps=200_000)
   if variant == "quick":
-    return Experiment("cifar10_vgg_quick", noisy.__class__(**(noisy.to_dict() | dict(
-        train_subset=2000, target_accuracy=90.0, max_steps=3000, eval_every=100))),
-        seeds=(1, 2), notes=__doc__)
+    quick = dataclasses.replace(noisy, train_subset=2000, target_accuracy=90.0, max_steps=3000,
+                                eval_every=100)
+    return Experiment("cifar10_vgg_quick", quick, seeds=(1, 2), notes=__doc__)
   return Experiment("cifar10_vgg", noisy, notes=__doc__)

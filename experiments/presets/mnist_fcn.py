@@ -26,6 +26,8 @@ fraction for about 1 point of accuracy. The effect grows with width (see
 ``experiments.mean_field``); the full setting uses width 5000.
 """
 
+import dataclasses
+
 from experiments.presets import Experiment
 from htsgd_jax.train import TrainConfig
 
@@ -37,8 +39,8 @@ def get_config(variant: str = "full") -> Experiment:
                       alpha=1.75, sigma=0.003, lr=0.01, batch_size=5000, target_accuracy=95.0,
                       eval_every=100, max_steps=100_000)
   if variant == "quick":
-    quick = noisy.__class__(**(noisy.to_dict() | dict(
-        width=1000, lr=0.1, batch_size=500, noise_type=QUICK_TYPE, sigma=QUICK_SIGMA,
-        train_subset=10_000, eval_every=50, max_steps=5000)))
+    quick = dataclasses.replace(noisy, width=1000, lr=0.1, batch_size=500, noise_type=QUICK_TYPE,
+                                sigma=QUICK_SIGMA, train_subset=10_000, eval_every=50,
+                                max_steps=5000)
     return Experiment("mnist_fcn_quick", quick, seeds=(1, 2, 3), notes=__doc__)
   return Experiment("mnist_fcn", noisy, notes=__doc__)
