@@ -32,6 +32,15 @@ CLASSIFIER_NAME = "classifier"
 
 
 def check_conv_column(conv_column: str) -> None:
+  """Raises ``ValueError`` unless ``conv_column`` is ``"filter"`` or ``"kernel"``.
+
+  Example:
+    >>> check_conv_column("filter")
+    >>> check_conv_column("row")
+    Traceback (most recent call last):
+    ...
+    ValueError: conv_column must be 'filter' (one column per output filter) or 'kernel' (one per input/output channel pair); got 'row'.
+  """
   if conv_column not in ("filter", "kernel"):
     raise ValueError(
         f"conv_column must be 'filter' (one column per output filter) or"

@@ -29,12 +29,23 @@ CURVE_FRACTIONS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
 
 def stack(params_list: Sequence[Any]) -> Any:
-  """Stacks per-run parameter pytrees along a new leading axis."""
+  """Stacks per-run parameter pytrees along a new leading axis.
+
+  Example:
+    >>> stack([{"w": np.zeros(2)}, {"w": np.ones(2)}])["w"].shape
+    (2, 2)
+  """
   return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *params_list)
 
 
 def first_hidden_kernel(params, conv_column: str = "filter"):
-  """The first hidden layer's column matrix (natural order), or None."""
+  """The first hidden layer's column matrix (natural order), or None.
+
+  Example:
+    >>> p = {"hidden_0": {"kernel": np.ones((3, 4))}, "classifier": {"kernel": np.ones((4, 2))}}
+    >>> first_hidden_kernel(p).shape
+    (3, 4)
+  """
   mask = columns_lib.hidden_layer_mask(params)
   chosen = [(path, leaf) for (path, leaf), use in zip(
       jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(mask)) if use]

@@ -54,6 +54,11 @@ class Dataset:
     num_classes: number of classes.
     source: where the data came from (package, TFDS directory, generator).
     notes: label mapping and preprocessing, in words.
+
+  Example:
+    >>> ds = load_dataset("digits")
+    >>> ds.input_shape, ds.metadata()["n_test"]
+    ((8, 8, 1), 500)
   """
   name: str
   x_train: np.ndarray

@@ -45,6 +45,11 @@ class HeavyTailedNoiseState(NamedTuple):
   Attributes:
     count: number of updates applied so far (drives learning-rate schedules).
     key: PRNG key for the next update's noise.
+
+  Example:
+    >>> state = heavy_tailed_noise(1.5, 0.1, 0.01, key=3).init({})
+    >>> int(state.count)
+    0
   """
   count: jax.Array
   key: jax.Array
@@ -72,6 +77,15 @@ def as_key(key) -> jax.Array:
 
 
 def check_noise_type(noise_type) -> None:
+  """Raises ``ValueError`` unless ``noise_type`` is 1, 2 or 3.
+
+  Example:
+    >>> check_noise_type(3)
+    >>> check_noise_type(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: noise_type must be 1 (one scalar per column), 2 (i.i.d. entries) or 3 (sub-Gaussian vector per column); got 0.
+  """
   if noise_type not in NOISE_TYPES:
     raise ValueError(
         f"noise_type must be 1 (one scalar per column), 2 (i.i.d. entries) or"

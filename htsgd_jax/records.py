@@ -88,7 +88,14 @@ def unflatten_params(flat: dict[str, np.ndarray]) -> dict:
 
 
 def write_run(run_dir, record: dict[str, Any], params=None) -> pathlib.Path:
-  """Writes ``params.npz`` (if given) then ``record.json``, each atomically."""
+  """Writes ``params.npz`` (if given) then ``record.json``, each atomically.
+
+  Example:
+    >>> import tempfile
+    >>> run = write_run(tempfile.mkdtemp(), {"status": "converged"}, {"w": np.ones(2)})
+    >>> is_finished(run), read_record(run)["status"], read_params(run)["w"].tolist()
+    (True, 'converged', [1.0, 1.0])
+  """
   run_dir = pathlib.Path(run_dir)
   if params is not None:
     flat = flatten_params(params)
@@ -98,13 +105,27 @@ def write_run(run_dir, record: dict[str, Any], params=None) -> pathlib.Path:
 
 
 def write_json(path, obj) -> None:
-  """Writes ``obj`` as JSON to ``path`` atomically (non-finite floats as strings)."""
+  """Writes ``obj`` as JSON to ``path`` atomically (non-finite floats as strings).
+
+  Example:
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.json"
+    >>> write_json(path, {"loss": float("nan")})
+    >>> json.loads(path.read_text())
+    {'loss': 'nan'}
+  """
   text = json.dumps(_json_safe(obj), indent=1, sort_keys=True)
   _atomic_write(pathlib.Path(path), lambda f: f.write(text.encode()))
 
 
 def read_record(run_dir) -> dict[str, Any] | None:
-  """Returns the run's record, or None if the directory holds no complete record."""
+  """Returns the run's record, or None if the directory holds no complete record.
+
+  Example:
+    >>> import tempfile
+    >>> read_record(tempfile.mkdtemp()) is None
+    True
+  """
   path = pathlib.Path(run_dir) / RECORD_FILE
   if not path.is_file():
     return None
@@ -112,7 +133,13 @@ def read_record(run_dir) -> dict[str, Any] | None:
 
 
 def read_params(run_dir) -> dict:
-  """Loads ``params.npz`` back into a nested dict of numpy arrays."""
+  """Loads ``params.npz`` back into a nested dict of numpy arrays (see :func:`write_run`).
+
+  Example:
+    >>> import tempfile
+    >>> read_params(write_run(tempfile.mkdtemp(), {}, {"a": {"b": np.zeros(1)}}))["a"]["b"]
+    array([0.])
+  """
   path = pathlib.Path(run_dir) / PARAMS_FILE
   if not path.is_file():
     raise FileNotFoundError(f"no {PARAMS_FILE} in {run_dir}: the run did not finish writing"
@@ -122,7 +149,13 @@ def read_params(run_dir) -> dict:
 
 
 def is_finished(run_dir) -> bool:
-  """True if the directory holds a complete record of a run that ended by itself."""
+  """True if the directory holds a complete record of a run that ended by itself.
+
+  Example:
+    >>> import tempfile
+    >>> is_finished(write_run(tempfile.mkdtemp(), {"status": "interrupted"}, {}))
+    False
+  """
   record = read_record(run_dir)
   return bool(record) and record.get("status") in FINISHED and (
       pathlib.Path(run_dir) / PARAMS_FILE).is_file()
