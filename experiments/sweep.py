@@ -102,6 +102,8 @@ def main(argv=None) -> int:
     complete = pipeline.train_missing(runs, dataset, out, label, not args.no_progress)
   except KeyboardInterrupt:
     complete = False
+  except ValueError as err:  # settings that only fail against the data (batch size)
+    raise SystemExit(f"error: {err}") from None
   rows = pipeline.analyse(runs, dataset, out, label, args.prune_fraction)
   if rows:
     print("\n" + pipeline.write_outputs(rows, out) + f"\nwritten to {out}/")

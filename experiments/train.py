@@ -47,7 +47,10 @@ def main(argv=None) -> int:
                            source=cfg.data_source, train_subset=cfg.train_subset)
   except (ValueError, ModuleNotFoundError, FileNotFoundError) as err:
     raise SystemExit(f"error: {err}") from None
-  result = train(cfg, dataset, progress=not args.no_progress)
+  try:
+    result = train(cfg, dataset, progress=not args.no_progress)
+  except ValueError as err:  # settings that only fail against the data (batch size)
+    raise SystemExit(f"error: {err}") from None
   records.write_run(out, result.record(), result.params)
   print(json.dumps(dict(out=out, status=result.status, steps=result.steps,
                         wall_time_s=round(result.wall_time_s, 1),

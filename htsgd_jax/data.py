@@ -174,14 +174,14 @@ def _read_tfds_split(name: str, split: str, data_dir, download: bool):
   except tfds.core.registered.DatasetNotFoundError:
     raise ValueError(f"TFDS has no dataset named {name!r}; see"
                      " `tfds.list_builders()` for the names it knows.") from None
-  except (NotImplementedError, FileNotFoundError, AssertionError) as err:
+  except (NotImplementedError, FileNotFoundError, AssertionError):
+    # TFDS's own message here talks about TFRECORD files that do not exist.
     where = data_dir or "~/tensorflow_datasets (the TFDS default; set TFDS_DATA_DIR or --data-dir)"
     raise FileNotFoundError(
         f"TFDS dataset {name!r} is not prepared in array_record format under {where}."
         f" On a machine with a network run: tfds build {name} --file_format=array_record"
         f" --data_dir DIR (or pass download=True / --download here), then copy DIR to"
-        f" this machine and pass it as data_dir / --data-dir. ({type(err).__name__}: {err})"
-    ) from None
+        f" this machine and pass it as data_dir / --data-dir.") from None
   examples = [source[i] for i in range(len(source))]
   images = np.stack([np.asarray(e["image"]) for e in examples])
   labels = np.asarray([e["label"] for e in examples], np.int32)
