@@ -75,7 +75,13 @@ def as_columns(kernel, conv_column: ConvColumn = "filter"):
   return kernel.reshape(columns_shape(kernel.shape, conv_column))
 
 
-def _natural_key(path) -> list:
+def natural_key(path) -> list:
+  """Sort key of a leaf path that orders ``Dense_10`` after ``Dense_9``.
+
+  Example:
+    >>> sorted(["Dense_10", "Dense_9"], key=lambda name: natural_key([name]))
+    ['Dense_9', 'Dense_10']
+  """
   parts = []
   for entry in path:
     name = str(getattr(entry, "key", getattr(entry, "idx", entry)))
@@ -88,8 +94,20 @@ def _leaf_name(path) -> str:
   return str(getattr(last, "key", getattr(last, "name", last)))
 
 
-def _path_names(path) -> list[str]:
+def path_names(path) -> list[str]:
+  """The names along a ``tree_flatten_with_path`` key path.
+
+  Example:
+    >>> path = jax.tree_util.tree_flatten_with_path({"hidden_0": {"kernel": 0}})[0][0][0]
+    >>> path_names(path), path_name(path)
+    (['hidden_0', 'kernel'], 'hidden_0/kernel')
+  """
   return [str(getattr(p, "key", getattr(p, "name", p))) for p in path]
+
+
+def path_name(path) -> str:
+  """A leaf's '/'-joined path, as used in records and pruning reports."""
+  return "/".join(path_names(path))
 
 
 def hidden_layer_mask(params) -> Any:
@@ -110,11 +128,11 @@ def hidden_layer_mask(params) -> Any:
   leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
   kernels = [(i, path) for i, (path, leaf) in enumerate(leaves)
              if _leaf_name(path) == "kernel" and np.ndim(leaf) >= 2]
-  kernels.sort(key=lambda ip: _natural_key(ip[1]))
-  named = any(CLASSIFIER_NAME in _path_names(path) for _, path in kernels)
+  kernels.sort(key=lambda ip: natural_key(ip[1]))
+  named = any(CLASSIFIER_NAME in path_names(path) for _, path in kernels)
   excluded = set()
   if named:
-    excluded |= {i for i, path in kernels if CLASSIFIER_NAME in _path_names(path)}
+    excluded |= {i for i, path in kernels if CLASSIFIER_NAME in path_names(path)}
   elif kernels:
     excluded.add(kernels[-1][0])
   convs = [i for i, _ in kernels if np.ndim(leaves[i][1]) == 4]

@@ -51,7 +51,7 @@ def first_hidden_kernel(params, conv_column: str = "filter"):
       jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(mask)) if use]
   if not chosen:
     return None
-  chosen.sort(key=lambda pl: columns_lib._natural_key(pl[0]))
+  chosen.sort(key=lambda pl: columns_lib.natural_key(pl[0]))
   return columns_lib.as_columns(np.asarray(chosen[0][1]), conv_column)
 
 

@@ -18,6 +18,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from htsgd_jax import columns
+
 # PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 # The authors' VGG conv init: N(0, sqrt(2 / (k * k * c_out))).
@@ -152,4 +154,4 @@ def frozen_classifier_mask(params):
     {'classifier': {'kernel': False}, 'hidden_0': {'kernel': True}}
   """
   return jax.tree_util.tree_map_with_path(
-      lambda path, _: not any(getattr(p, "key", None) == "classifier" for p in path), params)
+      lambda path, _: columns.CLASSIFIER_NAME not in columns.path_names(path), params)

@@ -114,7 +114,7 @@ def prune(params, fraction: float = 0.1, rule: str = "energy", mask=None,
   def one(path, leaf, use):
     if not use:
       return leaf
-    name = "/".join(str(getattr(p, "key", p)) for p in path)
+    name = columns_lib.path_name(path)
     d, n = columns_lib.columns_shape(leaf.shape, conv_column)
     drop = columns_to_prune(column_norms(leaf, conv_column), fraction, rule)
     layers[name] = LayerPruning(n, drop.sum(), d)
@@ -136,7 +136,7 @@ def fraction_pruned(params, layers: dict[str, LayerPruning]) -> jax.Array:
   """
   total = sum(int(np.prod(leaf.shape)) for path, leaf in
               jax.tree_util.tree_flatten_with_path(params)[0]
-              if columns_lib.CLASSIFIER_NAME not in columns_lib._path_names(path))
+              if columns_lib.CLASSIFIER_NAME not in columns_lib.path_names(path))
   removed = sum(l.n_pruned * l.weights_per_column for l in layers.values())
   return removed / total
 

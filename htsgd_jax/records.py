@@ -25,6 +25,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from htsgd_jax import columns as columns_lib
+
 RECORD_FILE = "record.json"
 PARAMS_FILE = "params.npz"
 FINISHED = ("converged", "max_steps", "diverged")
@@ -66,7 +68,7 @@ def flatten_params(params) -> dict[str, np.ndarray]:
   """
   flat = {}
   for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-    flat["/".join(str(getattr(p, "key", p)) for p in path)] = np.asarray(leaf)
+    flat[columns_lib.path_name(path)] = np.asarray(leaf)
   return flat
 
 
