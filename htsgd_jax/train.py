@@ -198,18 +198,6 @@ def make_optimizer(cfg: TrainConfig, alpha, sigma, noisy: bool, key=0) -> optax.
   return tx
 
 
-def loss_and_accuracy(logits, labels):
-  """Mean cross-entropy and accuracy in percent.
-
-  Example:
-    >>> loss, acc = loss_and_accuracy(jnp.array([[5.0, 0.0], [0.0, 5.0]]), jnp.array([0, 0]))
-    >>> float(acc)
-    50.0
-  """
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-  return loss, 100.0 * jnp.mean(jnp.argmax(logits, -1) == labels)
-
-
 def evaluate(apply_fn: Callable, params, x, y, batch_size: int = 2000) -> tuple[jax.Array, jax.Array]:
   """Mean loss and accuracy (percent) over a whole dataset, in batches.
 
@@ -243,7 +231,10 @@ def evaluate(apply_fn: Callable, params, x, y, batch_size: int = 2000) -> tuple[
 
 
 def _tree_where(cond, new, old):
-  return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
+  """Leafwise ``where``; ``cond``'s axes are the leaves' leading axes (scalar or per run)."""
+  def pick(a, b):
+    return jnp.where(cond.reshape(cond.shape + (1,) * (a.ndim - cond.ndim)), a, b)
+  return jax.tree.map(pick, new, old)
 
 
 def _all_finite(tree) -> jax.Array:
@@ -351,9 +342,9 @@ class Trainer:
       idx = jax.lax.dynamic_slice(perm, (pos * cfg.batch_size,), (cfg.batch_size,))
 
       def loss_fn(p):
-        return loss_and_accuracy(self.apply(p, x[idx]), y[idx])
+        return optax.softmax_cross_entropy_with_integer_labels(self.apply(p, x[idx]), y[idx]).mean()
 
-      (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+      loss, grads = jax.value_and_grad(loss_fn)(state.params)
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
       params = optax.apply_updates(state.params, updates)
       go = state.active & (t < cfg.max_steps)
@@ -379,16 +370,15 @@ class Trainer:
       x_tr, y_tr = data[0], data[1]
 
       def body(s, t):
-        s, loss = jax.vmap(step_one, in_axes=(0, 0, None, None, None))(s, hyper, t, x_tr, y_tr)
-        return s, loss
+        return jax.vmap(step_one, in_axes=(0, 0, None, None, None))(s, hyper, t, x_tr, y_tr)
 
       before = states
       states, losses = jax.lax.scan(body, states, t0 + jnp.arange(cfg.eval_every))
       metrics = jax.vmap(eval_one, in_axes=(0, None))(states, data)
       states = jax.vmap(stop_rule)(states, metrics)
       # A diverged run keeps its last finite parameters.
-      states = states._replace(params=_tree_where_runs(states.diverged & before.active,
-                                                       before.params, states.params))
+      states = states._replace(params=_tree_where(states.diverged & before.active,
+                                                  before.params, states.params))
       return states, metrics, jnp.nanmean(losses, axis=0)
 
     def first_eval(states: RunState, data):
@@ -412,8 +402,7 @@ class Trainer:
     return (jax.device_put(seeds, self._run_sharding),
             jax.device_put(hyper, self._run_sharding))
 
-  def run(self, progress: bool = True, on_chunk: Callable[[int, np.ndarray], None] | None = None
-          ) -> list[RunResult]:
+  def run(self, progress: bool = True) -> list[RunResult]:
     """Trains every run to its stop rule; returns one :class:`RunResult` per config.
 
     A ``KeyboardInterrupt`` ends the loop and returns what was trained so far,
@@ -448,8 +437,6 @@ class Trainer:
                         train_acc=f"{_finite_mean(live[:, 1]):.2f}",
                         test_acc=f"{_finite_mean(live[:, 3]):.2f}",
                         active=int(np.asarray(states.active[:self.n_runs]).sum()))
-        if on_chunk is not None:
-          on_chunk(t, metrics)
     except KeyboardInterrupt:
       interrupted = True
     finally:
@@ -490,13 +477,6 @@ class Trainer:
 def _finite_mean(x: np.ndarray) -> float:
   finite = x[np.isfinite(x)]
   return float(finite.mean()) if finite.size else float("nan")
-
-
-def _tree_where_runs(cond_per_run, new, old):
-  def pick(a, b):
-    c = cond_per_run.reshape(cond_per_run.shape + (1,) * (a.ndim - 1))
-    return jnp.where(c, a, b)
-  return jax.tree.map(pick, new, old)
 
 
 def group_runs(configs: Sequence[TrainConfig]) -> list[list[TrainConfig]]:
