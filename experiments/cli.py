@@ -33,6 +33,15 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, defaults: dict[str, A
       parser.add_argument(flag, type=tp, default=default, help=help_text)
 
 
+def load_data_or_exit(cfg):
+  """Loads ``cfg``'s dataset; a missing package, file or unknown name exits with the reason."""
+  from htsgd_jax.train import load_data
+  try:
+    return load_data(cfg)
+  except (ValueError, ModuleNotFoundError, FileNotFoundError) as err:
+    raise SystemExit(f"error: {err}") from None
+
+
 def config_from_args(cls, args: argparse.Namespace, **overrides):
   """Builds ``cls`` from parsed flags; a bad value exits with its ValueError message."""
   values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}

@@ -25,8 +25,8 @@ import pathlib
 import sys
 
 from experiments import pipeline
+from experiments.cli import load_data_or_exit
 from experiments.presets import GROUPS, NAMES, get_experiments
-from htsgd_jax.data import load_dataset
 
 
 def main(argv=None) -> int:
@@ -54,12 +54,8 @@ def main(argv=None) -> int:
     if args.seeds:
       exp = dataclasses.replace(exp, seeds=tuple(args.seeds))
     cfg = exp.noisy
-    try:
-      dataset = load_dataset(cfg.dataset, data_dir=args.data_dir or cfg.data_dir,
-                             download=args.download or cfg.download, source=cfg.data_source,
-                             train_subset=cfg.train_subset)
-    except (ValueError, ModuleNotFoundError, FileNotFoundError) as err:
-      raise SystemExit(f"error: {err}") from None
+    dataset = load_data_or_exit(dataclasses.replace(
+        cfg, data_dir=args.data_dir or cfg.data_dir, download=args.download or cfg.download))
     runs, run_out = exp.runs(), out / exp.name
     try:
       complete = pipeline.train_missing(runs, dataset, run_out, exp.name,

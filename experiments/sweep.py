@@ -24,9 +24,8 @@ import pathlib
 import sys
 
 from experiments import pipeline
-from experiments.cli import add_config_flags, config_from_args
+from experiments.cli import add_config_flags, config_from_args, load_data_or_exit
 from experiments.presets import get_experiments
-from htsgd_jax.data import load_dataset
 from htsgd_jax.train import TrainConfig
 
 GRID = ("width", "seed", "alpha", "sigma", "noise_type")
@@ -93,10 +92,9 @@ def main(argv=None) -> int:
   try:
     runs = grid_runs(base, grid["widths"], grid["seeds"], grid["alphas"], grid["sigmas"],
                      grid["noise_types"])
-    dataset = load_dataset(base.dataset, data_dir=base.data_dir, download=base.download,
-                           source=base.data_source, train_subset=base.train_subset)
-  except (ValueError, ModuleNotFoundError, FileNotFoundError) as err:
+  except ValueError as err:
     raise SystemExit(f"error: {err}") from None
+  dataset = load_data_or_exit(base)
   out = pathlib.Path(args.out or f"results/{label}")
   try:
     complete = pipeline.train_missing(runs, dataset, out, label, not args.no_progress)

@@ -17,9 +17,8 @@ import argparse
 import json
 import sys
 
-from experiments.cli import add_config_flags, config_from_args
+from experiments.cli import add_config_flags, config_from_args, load_data_or_exit
 from htsgd_jax import records
-from htsgd_jax.data import load_dataset
 from htsgd_jax.train import TrainConfig, train
 
 
@@ -42,11 +41,7 @@ def main(argv=None) -> int:
     print(f"{out} already holds a finished run ({records.read_record(out)['status']});"
           " pass --force to retrain.")
     return 0
-  try:
-    dataset = load_dataset(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
-                           source=cfg.data_source, train_subset=cfg.train_subset)
-  except (ValueError, ModuleNotFoundError, FileNotFoundError) as err:
-    raise SystemExit(f"error: {err}") from None
+  dataset = load_data_or_exit(cfg)
   try:
     result = train(cfg, dataset, progress=not args.no_progress)
   except ValueError as err:  # settings that only fail against the data (batch size)

@@ -41,7 +41,7 @@ from htsgd_jax import columns as columns_lib
 from htsgd_jax import models as models_lib
 from htsgd_jax import noise as noise_lib
 from htsgd_jax import stable
-from htsgd_jax.data import Dataset
+from htsgd_jax.data import Dataset, load_dataset
 
 RUN_AXIS = "runs"
 
@@ -504,6 +504,17 @@ def group_runs(configs: Sequence[TrainConfig]) -> list[list[TrainConfig]]:
   return out
 
 
+def load_data(cfg: TrainConfig) -> Dataset:
+  """The dataset a config names, loaded with the config's data options.
+
+  Example:
+    >>> load_data(TrainConfig(dataset="digits", train_subset=100)).x_train.shape
+    (100, 8, 8, 1)
+  """
+  return load_dataset(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
+                      source=cfg.data_source, train_subset=cfg.train_subset)
+
+
 def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = True) -> RunResult:
   """Trains one run (a batch of one); loads the dataset if not given.
 
@@ -514,8 +525,4 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = Tru
     >>> result.steps, sorted(result.final)[:2]
     (20, ['minibatch_loss', 'test_accuracy'])
   """
-  from htsgd_jax.data import load_dataset
-  if dataset is None:
-    dataset = load_dataset(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
-                           source=cfg.data_source, train_subset=cfg.train_subset)
-  return Trainer([cfg], dataset).run(progress=progress)[0]
+  return Trainer([cfg], dataset or load_data(cfg)).run(progress=progress)[0]

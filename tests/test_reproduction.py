@@ -7,13 +7,12 @@ import pytest
 
 from experiments import pipeline
 from experiments.presets import get_experiments
-from htsgd_jax.data import load_dataset
+from htsgd_jax.train import load_data
 
 
 def _compare(preset, seeds, tmp_path):
   exp = dataclasses.replace(get_experiments(preset)[0], seeds=seeds)
-  cfg = exp.noisy
-  dataset = load_dataset(cfg.dataset, train_subset=cfg.train_subset)
+  dataset = load_data(exp.noisy)
   runs = exp.runs()
   assert pipeline.train_missing(runs, dataset, tmp_path, exp.name, progress=False)
   rows = pipeline.analyse(runs, dataset, tmp_path, exp.name, exp.prune_fraction)
