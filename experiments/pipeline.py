@@ -71,7 +71,7 @@ def analyse(runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, label: str
   for arm, name, cfg in runs:
     run_dir = out / name
     record = records.read_record(run_dir)
-    if record is None or not records.is_finished(run_dir):
+    if not records.is_finished(run_dir, record):
       continue
     cached = run_dir / ANALYSIS_FILE
     analysis = json.loads(cached.read_text()) if cached.is_file() else None

@@ -150,14 +150,16 @@ def read_params(run_dir) -> dict:
     return unflatten_params({k: npz[k] for k in npz.files})
 
 
-def is_finished(run_dir) -> bool:
+def is_finished(run_dir, record: dict[str, Any] | None = None) -> bool:
   """True if the directory holds a complete record of a run that ended by itself.
+
+  Pass ``record`` if it was already read from ``run_dir``, to save reading it again.
 
   Example:
     >>> import tempfile
     >>> is_finished(write_run(tempfile.mkdtemp(), {"status": "interrupted"}, {}))
     False
   """
-  record = read_record(run_dir)
+  record = read_record(run_dir) if record is None else record
   return bool(record) and record.get("status") in FINISHED and (
       pathlib.Path(run_dir) / PARAMS_FILE).is_file()
