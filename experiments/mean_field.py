@@ -35,13 +35,12 @@ import dataclasses
 import json
 import pathlib
 import sys
-from typing import Sequence
 
 import numpy as np
 
 from htsgd_jax import pruning, records, tail_index
 from htsgd_jax.data import load_dataset
-from htsgd_jax.train import TrainConfig, Trainer
+from htsgd_jax.train import TrainConfig, Trainer, group_runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,13 +76,6 @@ def run_configs(cfg: MeanFieldConfig, dataset: str, width: int) -> list[TrainCon
   return out
 
 
-def _group_by_program(configs: Sequence[TrainConfig]) -> list[list[TrainConfig]]:
-  groups: dict[tuple, list[TrainConfig]] = {}
-  for c in configs:
-    groups.setdefault((c.lr, c.max_steps), []).append(c)
-  return list(groups.values())
-
-
 def run(cfg: MeanFieldConfig, out: pathlib.Path, progress: bool = True) -> list[dict]:
   """Trains what is missing, returns one result dict per run."""
   cache = out / "results.json"
@@ -94,7 +86,7 @@ def run(cfg: MeanFieldConfig, out: pathlib.Path, progress: bool = True) -> list[
     for width in cfg.widths:
       todo = [c for c in run_configs(cfg, name, width)
               if (name, width, c.alpha, c.seed) not in done]
-      for group in _group_by_program(todo):
+      for group in group_runs(todo):
         for r in Trainer(group, dataset).run(progress=progress):
           hidden = np.asarray(r.params["hidden_0"]["kernel"])
           norms = np.linalg.norm(hidden, axis=0)
