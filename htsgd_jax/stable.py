@@ -45,7 +45,16 @@ import numpy as np
 Shape = Sequence[int]
 
 
-def _is_concrete(x) -> bool:
+def is_concrete(x) -> bool:
+  """True unless ``x`` is a tracer (its value is unknown while tracing).
+
+  Example:
+    >>> import jax
+    >>> seen = []
+    >>> _ = jax.jit(lambda a: seen.append(is_concrete(a)) or a)(1.5)
+    >>> is_concrete(1.5), seen
+    (True, [False])
+  """
   try:
     np.asarray(x)
   except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
@@ -65,7 +74,7 @@ def check_alpha(alpha, low: float = 0.0, high: float = 2.0, name: str = "alpha")
     ...
     ValueError: alpha must lie in (0.0, 2.0] (the tail index of an α-stable law); got 2.5.
   """
-  if not _is_concrete(alpha):
+  if not is_concrete(alpha):
     return
   a = np.asarray(alpha, dtype=np.float64)
   if not np.all(np.isfinite(a)) or np.any(a <= low) or np.any(a > high):
@@ -85,7 +94,7 @@ def check_scale(scale, name: str = "scale"):
     ...
     ValueError: scale must be finite and >= 0; got -1.0.
   """
-  if not _is_concrete(scale):
+  if not is_concrete(scale):
     return
   s = np.asarray(scale, dtype=np.float64)
   if not np.all(np.isfinite(s)) or np.any(s < 0):
