@@ -188,6 +188,23 @@ def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
   return paths
 
 
+def report(rows: list[dict], out: pathlib.Path, complete: bool) -> int:
+  """Writes and prints the reports of the finished runs; returns the exit code.
+
+  130 (as for Ctrl-C) if the training was interrupted, else 0.
+  """
+  if rows:
+    table = write_outputs(rows, out)
+    print(f"\n{table}\nwritten to {out}/ (runs.csv, table.md, pruning_curves.png,"
+          " column_norms.png)")
+  else:
+    print("no finished runs yet.")
+  if not complete:
+    print("interrupted: rerun the same command to resume; finished runs are kept.")
+    return 130
+  return 0
+
+
 def write_outputs(rows: list[dict], out: pathlib.Path) -> str:
   out.mkdir(parents=True, exist_ok=True)
   with open(out / "runs.csv", "w", newline="") as f:

@@ -65,15 +65,7 @@ def main(argv=None) -> int:
     rows.extend(pipeline.analyse(runs, dataset, run_out, exp.name, exp.prune_fraction))
     if not complete:
       break
-  if not rows:
-    print("no finished runs yet.")
-    return 130
-  table = pipeline.write_outputs(rows, out)
-  print(f"\n{table}\nwritten to {out}/ (runs.csv, table.md, pruning_curves.png, column_norms.png)")
-  if not complete:
-    print("interrupted: rerun the same command to finish the remaining runs.")
-    return 130
-  return 0
+  return pipeline.report(rows, out, complete)
 
 
 if __name__ == "__main__":

@@ -103,12 +103,7 @@ def main(argv=None) -> int:
   except ValueError as err:  # settings that only fail against the data (batch size)
     raise SystemExit(f"error: {err}") from None
   rows = pipeline.analyse(runs, dataset, out, label, args.prune_fraction)
-  if rows:
-    print("\n" + pipeline.write_outputs(rows, out) + f"\nwritten to {out}/")
-  if not complete:
-    print("interrupted: rerun the same command to resume; finished runs are kept.")
-    return 130
-  return 0
+  return pipeline.report(rows, out, complete)
 
 
 if __name__ == "__main__":
