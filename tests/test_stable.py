@@ -104,16 +104,24 @@ def test_no_nan_and_dtype(dtype, alpha):
     assert bool(jnp.isfinite(x).all())
 
 
-@pytest.mark.parametrize("u_value", [0.0, 0.5, 1.0 - 2 ** -24])
-def test_edges_of_the_uniform_draw_are_safe(monkeypatch, u_value):
-  # Force the angle to its extremes (V = -pi/2, 0, ~pi/2) and W to 0.
-  monkeypatch.setattr(jax.random, "uniform", lambda key, shape, dtype=jnp.float32, **kw: jnp.full(shape, u_value, dtype))
-  monkeypatch.setattr(jax.random, "exponential", lambda key, shape, dtype=jnp.float32: jnp.zeros(shape, dtype))
-  for alpha in [0.5, 1.0, 1.5, 2.0]:
-    assert not bool(jnp.isnan(stable.symmetric_stable(jax.random.key(0), (4,), alpha)).any())
-    assert not bool(jnp.isnan(stable.sub_gaussian_stable(jax.random.key(0), (4, 2), alpha)).any())
-  for alpha in [0.3, 0.99, 1.0]:
-    assert not bool(jnp.isnan(stable.positive_stable(jax.random.key(0), (4,), alpha)).any())
+EDGE_WORDS = [0, 1, 2**31 - 1, 2**31, 2**31 + 1, 2**32 - 1]
+
+
+def test_extreme_words_are_safe():
+  # Every pairing of extreme angle and exponential words (angle at ±pi/2 and at
+  # 0, exponential at its smallest and largest) gives no NaN, and a finite draw
+  # where the law's extremes fit in float32 (at alpha = 0.5 the most extreme
+  # pairing is ~1e40: a genuine inf).
+  angle, exp_words = (jnp.asarray(w, jnp.uint32).ravel()
+                      for w in np.meshgrid(EDGE_WORDS, EDGE_WORDS))
+  assert not bool(jnp.isnan(stable.symmetric_stable_from_words(angle, exp_words, 0.5)).any())
+  for alpha in [0.7, 1.0, 1.5, 1.999, 2.0]:
+    x = stable.symmetric_stable_from_words(angle, exp_words, alpha)
+    assert bool(jnp.isfinite(x).all()), alpha
+  assert not bool(jnp.isnan(stable.positive_stable_from_words(angle, exp_words, 0.3)).any())
+  for a in [0.6, 0.99]:
+    x = stable.positive_stable_from_words(angle, exp_words, a)
+    assert bool(jnp.isfinite(x).all() & (x > 0).all()), a
 
 
 def test_traced_alpha_under_vmap_and_jit():
