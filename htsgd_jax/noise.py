@@ -58,10 +58,16 @@ class HeavyTailedNoiseState(NamedTuple):
 def as_key(key) -> jax.Array:
   """Accepts an int seed, a typed key or a raw uint32 key; returns a key.
 
+  Integer seeds may be arrays of shape ``()``, also traced: ``vmap`` over
+  seeds, or ``optax.inject_hyperparams``, which turns the seed into an array.
+
   Example:
     >>> k = as_key(0)
     >>> as_key(k) is k
     True
+    >>> import jax, jax.numpy as jnp
+    >>> jax.vmap(as_key)(jnp.arange(3)).shape
+    (3,)
   """
   if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
     return jax.random.key(int(key))
@@ -70,6 +76,8 @@ def as_key(key) -> jax.Array:
     return key
   if dtype == jnp.uint32 and tuple(shape)[-1:] == (2,):
     return jnp.asarray(key)
+  if dtype is not None and jnp.issubdtype(dtype, jnp.integer) and tuple(shape) == ():
+    return jax.random.key(key)
   raise ValueError(
       "key must be an int seed, a key from jax.random.key or a raw uint32 key"
       f" from jax.random.PRNGKey; got {type(key).__name__} with dtype {dtype}"
@@ -77,7 +85,7 @@ def as_key(key) -> jax.Array:
 
 
 def check_noise_type(noise_type) -> None:
-  """Raises ``ValueError`` unless ``noise_type`` is 1, 2 or 3.
+  """Raises ``ValueError`` unless ``noise_type`` is 1, 2 or 3 (a traced value passes).
 
   Example:
     >>> check_noise_type(3)
@@ -86,7 +94,9 @@ def check_noise_type(noise_type) -> None:
     ...
     ValueError: noise_type must be 1 (one scalar per column), 2 (i.i.d. entries) or 3 (sub-Gaussian vector per column); got 0.
   """
-  if noise_type not in NOISE_TYPES:
+  if not stable.is_concrete(noise_type):
+    return
+  if np.ndim(noise_type) != 0 or noise_type not in NOISE_TYPES:
     raise ValueError(
         f"noise_type must be 1 (one scalar per column), 2 (i.i.d. entries) or"
         f" 3 (sub-Gaussian vector per column); got {noise_type!r}.")
@@ -100,7 +110,10 @@ def column_noise(key, shape, alpha, noise_type: int, conv_column="filter",
     key: PRNG key.
     shape: the kernel's shape (rank >= 2).
     alpha: tail index in (0, 2]; may be traced.
-    noise_type: 1, 2 or 3 (see the module docstring).
+    noise_type: 1, 2 or 3 (see the module docstring). A traced noise type
+      (``optax.inject_hyperparams`` makes every int argument one) selects the
+      type at run time with ``lax.switch``; a traced value outside 1–3 gives
+      NaN noise.
     conv_column: how conv kernels are split into columns.
     dtype: output dtype.
 
@@ -115,12 +128,17 @@ def column_noise(key, shape, alpha, noise_type: int, conv_column="filter",
   """
   check_noise_type(noise_type)
   d, n = columns_lib.columns_shape(tuple(shape), conv_column)
-  if noise_type == 1:
-    noise = jnp.broadcast_to(stable.symmetric_stable(key, (1, n), alpha, dtype=dtype), (d, n))
-  elif noise_type == 2:
-    noise = stable.symmetric_stable(key, (d, n), alpha, dtype=dtype)
+  draws = (
+      lambda: jnp.broadcast_to(stable.symmetric_stable(key, (1, n), alpha, dtype=dtype), (d, n)),
+      lambda: stable.symmetric_stable(key, (d, n), alpha, dtype=dtype),
+      lambda: stable.sub_gaussian_stable(key, (d, n), alpha, axis=0, dtype=dtype),
+  )
+  if stable.is_concrete(noise_type):
+    noise = draws[int(noise_type) - 1]()
   else:
-    noise = stable.sub_gaussian_stable(key, (d, n), alpha, axis=0, dtype=dtype)
+    index = jnp.asarray(noise_type, jnp.int32) - 1
+    noise = jax.lax.switch(jnp.clip(index, 0, 2), draws)
+    noise = jnp.where((index >= 0) & (index <= 2), noise, jnp.nan)
   return noise.reshape(shape)
 
 
@@ -133,8 +151,22 @@ def heavy_tailed_noise(
     key: Any = 0,
     mask: columns_lib.Mask | None = None,
     conv_column: columns_lib.ConvColumn = "filter",
+    tail_clip: float | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   """Adds ``sigma * lr**(1/alpha)``-scaled α-stable noise to hidden-layer updates.
+
+  The noise follows the exact α-stable law, far tail included (see
+  :mod:`htsgd_jax.stable`): rare huge kicks are the paper's mechanism.
+  ``tail_clip`` bounds them for users who want bounded kicks.
+
+  Under ``jit``/``vmap`` with *traced* ``alpha`` or ``sigma`` (sweeps,
+  ``optax.inject_hyperparams``), values that would be rejected if concrete
+  (``alpha`` outside (0, 2], ``sigma`` negative or non-finite) give NaN
+  updates on the noisy leaves instead of ``inf`` or silent zeros, so a
+  trainer sees a non-finite step (``htsgd_jax.train`` marks the run
+  ``diverged``). ``optax.inject_hyperparams(noisy_sgd)(learning_rate=...,
+  alpha=..., sigma=...)`` works: the seed it injects is only read at
+  ``init``, and an injected noise type selects the draw with ``lax.switch``.
 
   Args:
     alpha: tail index in (0, 2] (2 is Gaussian); may be a traced value.
@@ -148,6 +180,10 @@ def heavy_tailed_noise(
       no classifier, no first conv), a bool pytree, or a callable returning one
       (as in ``optax.masked``).
     conv_column: ``"filter"`` or ``"kernel"``: what one column of a conv kernel is.
+    tail_clip: ``None`` (default) for the exact law; or ``c > 0`` to clip each
+      unit-scale draw ξ to ``[-c, c]`` before scaling (the noise is then
+      ``sigma * lr**(1/alpha) * clip(ξ, -c, c)``: draws inside the bound are
+      unchanged). For type 3, each entry of the vector is clipped.
 
   Returns:
     An ``optax.GradientTransformationExtraArgs``.
@@ -177,6 +213,9 @@ def heavy_tailed_noise(
   columns_lib.check_conv_column(conv_column)
   if not callable(learning_rate):
     stable.check_scale(learning_rate, name="learning_rate")
+  if tail_clip is not None and stable.is_concrete(tail_clip):
+    if not np.all(np.asarray(tail_clip, np.float64) > 0):
+      raise ValueError(f"tail_clip must be None (the exact law) or > 0; got {tail_clip}.")
   init_key = as_key(key)
   # A concrete zero σ skips the noise entirely: plain SGD, bit for bit.
   skip = stable.is_concrete(sigma) and bool(np.all(np.asarray(sigma) == 0))
@@ -192,16 +231,23 @@ def heavy_tailed_noise(
     if skip:
       return updates, new_state
     lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-    scale = sigma * jnp.asarray(lr, jnp.float32) ** (1.0 / jnp.asarray(alpha, jnp.float32))
+    a, sig = jnp.asarray(alpha, jnp.float32), jnp.asarray(sigma, jnp.float32)
+    scale = sig * jnp.asarray(lr, jnp.float32) ** (1.0 / a)
+    # Concrete values were checked above; traced ones out of range poison the step.
+    valid = (a > 0) & (a <= 2) & (sig >= 0) & jnp.isfinite(sig)
+    safe_alpha = jnp.where(valid, a, 1.0)  # keeps the draw itself free of NaN
     leaves, treedef = jax.tree_util.tree_flatten(updates)
     chosen = treedef.flatten_up_to(columns_lib.resolve_mask(mask, updates))
     keys = jax.random.split(noise_key, max(len(leaves), 1))
     out = []
     for leaf, k, use in zip(leaves, keys, chosen):
       if use and leaf is not None:
-        noise = column_noise(k, leaf.shape, alpha, noise_type, conv_column, leaf.dtype)
+        noise = column_noise(k, leaf.shape, safe_alpha, noise_type, conv_column, leaf.dtype)
+        if tail_clip is not None:
+          noise = jnp.clip(noise, -tail_clip, tail_clip)
         # where, not a product: a traced sigma of 0 must not turn an inf draw into NaN.
-        leaf = leaf + jnp.where(scale > 0, scale * noise, 0).astype(leaf.dtype)
+        kick = jnp.where(scale > 0, scale * noise, 0)
+        leaf = leaf + jnp.where(valid, kick, jnp.nan).astype(leaf.dtype)
       out.append(leaf)
     return jax.tree_util.tree_unflatten(treedef, out), new_state
 
@@ -216,6 +262,7 @@ def noisy_sgd(
     key: Any = 0,
     mask: columns_lib.Mask | None = None,
     conv_column: columns_lib.ConvColumn = "filter",
+    tail_clip: float | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   """SGD followed by heavy-tailed iterate noise: the paper's optimiser.
 
@@ -223,10 +270,17 @@ def noisy_sgd(
   ``optax.chain(optax.sgd(lr), heavy_tailed_noise(alpha, sigma, lr, ...))``.
 
   Example:
-    >>> import jax.numpy as jnp
+    >>> import jax.numpy as jnp, optax
     >>> tx = noisy_sgd(0.01, alpha=1.75, sigma=0.003, key=1)
     >>> state = tx.init({"hidden_0": {"kernel": jnp.zeros((2, 2))}})
+
+    With hyperparameters in the state, as ``optax.inject_hyperparams`` does:
+
+    >>> tx = optax.inject_hyperparams(noisy_sgd)(learning_rate=0.01, alpha=1.75, sigma=0.003)
+    >>> sorted(tx.init({"hidden_0": {"kernel": jnp.zeros((2, 2))}}).hyperparams)
+    ['alpha', 'key', 'learning_rate', 'noise_type', 'sigma']
   """
   return optax.chain(
       optax.sgd(learning_rate),
-      heavy_tailed_noise(alpha, sigma, learning_rate, noise_type, key, mask, conv_column))
+      heavy_tailed_noise(alpha, sigma, learning_rate, noise_type, key, mask, conv_column,
+                         tail_clip))
