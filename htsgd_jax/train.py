@@ -16,9 +16,15 @@ full train and test sets are evaluated and each run's stop rule is applied:
   says so, and the returned parameters are the last finite ones.
 * ``max_steps``: ``max_steps`` SGD steps done.
 
-Convergence is checked on the iterate itself (after the step's noise), which
-is the network returned and pruned; the reference code checks before that
-step's noise. Minibatches: a fresh permutation of the training set per epoch
+Which network the stop rule judges is ``converge_on``:
+
+* ``after_noise`` (default): the iterate itself, after the step's noise; it
+  is the network returned and pruned.
+* ``before_noise``: the reference code's convention. At each evaluation the
+  last step's noise is held back: the un-noised iterate
+  ``θ_k - lr ∇L(θ_k)`` is evaluated, and a run that stops there returns that
+  un-noised network; a run that goes on keeps its noisy iterate. The presets
+  use it, to reproduce the authors' algorithm. Minibatches: a fresh permutation of the training set per epoch
 (``drop_last``), from each run's own data key. A run's seed gives its key,
 split into (init, data, noise) keys, so noisy and plain runs with the same
 seed start from the same weights and see the same minibatches.
@@ -44,6 +50,7 @@ from htsgd_jax import stable
 from htsgd_jax.data import Dataset, load_dataset
 
 RUN_AXIS = "runs"
+CONVERGE_ON = ("after_noise", "before_noise")
 
 
 def _field(default, help: str):
@@ -80,6 +87,9 @@ class TrainConfig:
   eval_every: int = _field(100, "steps between full train/test evaluations and stop checks")
   eval_batch_size: int = _field(2000, "batch size of evaluation passes (memory only)")
   conv_column: str = _field("filter", "conv kernels: one column per 'filter' or per 'kernel'")
+  converge_on: str = _field("after_noise", "which network the stop rule judges and a stopped run"
+                            " returns: after_noise (the iterate) or before_noise (the last"
+                            " step without its noise, as the reference code)")
   freeze_classifier: bool = _field(False, "train only the hidden layers (mean-field theory)")
   train_subset: int | None = _field(None, "keep this many training examples (quick runs)")
   data_dir: str | None = _field(None, "TFDS data directory with prepared datasets")
@@ -110,6 +120,9 @@ class TrainConfig:
     if self.target_accuracy is not None and not 0 < self.target_accuracy <= 100:
       raise ValueError(f"target_accuracy is a percentage in (0, 100]; got {self.target_accuracy}.")
     columns_lib.check_conv_column(self.conv_column)
+    if self.converge_on not in CONVERGE_ON:
+      raise ValueError(f"converge_on must be one of {', '.join(CONVERGE_ON)};"
+                       f" got {self.converge_on!r}.")
 
   @property
   def noisy(self) -> bool:
@@ -175,27 +188,40 @@ class Hyper(NamedTuple):
   sigma: jax.Array
 
 
-def make_optimizer(cfg: TrainConfig, alpha, sigma, noisy: bool, key=0) -> optax.GradientTransformation:
-  """SGD, plus heavy-tailed noise when ``noisy``; the classifier frozen if asked.
+def optimizer_parts(cfg: TrainConfig, alpha, sigma, noisy: bool, key=0
+                    ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+  """The step without noise (SGD, the classifier frozen if asked), and the noise.
 
   ``alpha`` and ``sigma`` may be traced; ``noisy`` is the static decision to
-  include the noise transform (``sigma = 0`` inside it is exact plain SGD).
+  include the noise transform (``sigma = 0`` inside it is exact plain SGD);
+  without it the second part is ``optax.identity()``. Kept apart so that the
+  trainer can see the un-noised iterate (``converge_on="before_noise"``).
+
+  Example:
+    >>> base, noise = optimizer_parts(TrainConfig(lr=0.1), 1.75, 0.01, noisy=False)
+    >>> noise.init({})
+    EmptyState()
+  """
+  base = optax.sgd(cfg.lr)
+  if cfg.freeze_classifier:
+    base = optax.chain(base, optax.masked(
+        optax.set_to_zero(),
+        lambda p: jax.tree.map(lambda t: not t, models_lib.frozen_classifier_mask(p))))
+  if not noisy:
+    return base, optax.identity()
+  return base, noise_lib.heavy_tailed_noise(alpha, sigma, cfg.lr, cfg.noise_type or 1, key=key,
+                                            conv_column=cfg.conv_column)
+
+
+def make_optimizer(cfg: TrainConfig, alpha, sigma, noisy: bool, key=0) -> optax.GradientTransformation:
+  """SGD, plus heavy-tailed noise when ``noisy``: ``optax.chain`` of :func:`optimizer_parts`.
 
   Example:
     >>> tx = make_optimizer(TrainConfig(lr=0.1), alpha=1.75, sigma=0.01, noisy=True, key=0)
     >>> len(tx.init({"hidden_0": {"kernel": jnp.zeros((2, 2))}}))  # sgd state, noise state
     2
   """
-  if noisy:
-    tx = noise_lib.noisy_sgd(cfg.lr, alpha, sigma, cfg.noise_type or 1, key=key,
-                             conv_column=cfg.conv_column)
-  else:
-    tx = optax.sgd(cfg.lr)
-  if cfg.freeze_classifier:
-    tx = optax.chain(tx, optax.masked(optax.set_to_zero(),
-                                      lambda p: jax.tree.map(lambda t: not t,
-                                                             models_lib.frozen_classifier_mask(p))))
-  return tx
+  return optax.chain(*optimizer_parts(cfg, alpha, sigma, noisy, key))
 
 
 def evaluate(apply_fn: Callable, params, x, y, batch_size: int = 2000) -> tuple[jax.Array, jax.Array]:
@@ -331,8 +357,9 @@ class Trainer:
       return RunState(params, tx.init(params), jax.random.permutation(data_key, n_train),
                       data_key, jnp.zeros([], jnp.int32), jnp.array(True), jnp.array(False))
 
-    def step_one(state: RunState, hyper: Hyper, t, x, y) -> tuple[RunState, jax.Array]:
-      tx = make_optimizer(cfg, hyper.alpha, hyper.sigma, noisy)
+    def step_one(state: RunState, hyper: Hyper, t, x, y) -> tuple[RunState, jax.Array, Any]:
+      """One SGD step; also returns the un-noised iterate (dead code unless before_noise)."""
+      base_tx, noise_tx = optimizer_parts(cfg, hyper.alpha, hyper.sigma, noisy)
       # t is shared by all runs, so this cond stays a cond under vmap.
       epoch, pos = t // self.steps_per_epoch, t % self.steps_per_epoch
       perm = jax.lax.cond(
@@ -345,13 +372,16 @@ class Trainer:
         return optax.softmax_cross_entropy_with_integer_labels(self.apply(p, x[idx]), y[idx]).mean()
 
       loss, grads = jax.value_and_grad(loss_fn)(state.params)
-      updates, opt_state = tx.update(grads, state.opt_state, state.params)
+      base_state, noise_state = state.opt_state
+      updates, base_state = base_tx.update(grads, base_state, state.params)
+      clean = optax.apply_updates(state.params, updates)
+      updates, noise_state = noise_tx.update(updates, noise_state, state.params)
       params = optax.apply_updates(state.params, updates)
       go = state.active & (t < cfg.max_steps)
       new = state._replace(params=_tree_where(go, params, state.params),
-                           opt_state=_tree_where(go, opt_state, state.opt_state),
+                           opt_state=_tree_where(go, (base_state, noise_state), state.opt_state),
                            perm=perm, steps=state.steps + go.astype(jnp.int32))
-      return new, jnp.where(go, loss, jnp.nan)
+      return new, jnp.where(go, loss, jnp.nan), _tree_where(go, clean, state.params)
 
     def eval_one(state: RunState, data):
       x_tr, y_tr, x_te, y_te = data
@@ -366,16 +396,35 @@ class Trainer:
       active = state.active & ~diverged & ~converged & (state.steps < cfg.max_steps)
       return state._replace(active=active, diverged=state.diverged | diverged)
 
+    before_noise = cfg.converge_on == "before_noise"
+    step_runs = jax.vmap(step_one, in_axes=(0, 0, None, None, None))
+
     def chunk(states: RunState, hyper: Hyper, t0, data):
       x_tr, y_tr = data[0], data[1]
 
       def body(s, t):
-        return jax.vmap(step_one, in_axes=(0, 0, None, None, None))(s, hyper, t, x_tr, y_tr)
+        s, loss, _ = step_runs(s, hyper, t, x_tr, y_tr)
+        return s, loss
 
       before = states
-      states, losses = jax.lax.scan(body, states, t0 + jnp.arange(cfg.eval_every))
-      metrics = jax.vmap(eval_one, in_axes=(0, None))(states, data)
-      states = jax.vmap(stop_rule)(states, metrics)
+      if not before_noise:
+        states, losses = jax.lax.scan(body, states, t0 + jnp.arange(cfg.eval_every))
+        metrics = jax.vmap(eval_one, in_axes=(0, None))(states, data)
+        states = jax.vmap(stop_rule)(states, metrics)
+      else:
+        # Carry each run's un-noised iterate of its last step taken.
+        def body_clean(carry, t):
+          s, clean = carry
+          s_next, loss, step_clean = step_runs(s, hyper, t, x_tr, y_tr)
+          return (s_next, _tree_where(s_next.steps > s.steps, step_clean, clean)), loss
+
+        (states, clean), losses = jax.lax.scan(body_clean, (states, states.params),
+                                               t0 + jnp.arange(cfg.eval_every))
+        metrics = jax.vmap(eval_one, in_axes=(0, None))(states._replace(params=clean), data)
+        judged = jax.vmap(stop_rule)(states, metrics)
+        # A run that stops here returns the network it was judged on.
+        ended = states.active & ~judged.active & ~judged.diverged
+        states = judged._replace(params=_tree_where(ended, clean, judged.params))
       # A diverged run keeps its last finite parameters.
       states = states._replace(params=_tree_where(states.diverged & before.active,
                                                   before.params, states.params))

@@ -132,3 +132,39 @@ def test_interrupted_write_leaves_no_record(tmp_path, monkeypatch):
 def test_non_finite_metrics_are_written_as_strings(tmp_path):
   records.write_run(tmp_path, {"status": "diverged", "final": {"train_loss": float("nan")}})
   assert records.read_record(tmp_path)["final"]["train_loss"] == "nan"
+
+
+# ------------------------------------------------------------ converge_on
+def test_before_noise_returns_the_iterate_without_its_last_noise():
+  cfg = TrainConfig(**(BASE | dict(max_steps=25)), target_accuracy=None, noise_type=1,
+                    sigma=0.05)
+  after = train(cfg, DIGITS, progress=False)
+  before = train(TrainConfig(**(cfg.to_dict() | dict(converge_on="before_noise"))), DIGITS,
+                 progress=False)
+  assert after.steps == before.steps == 25 and before.status == "max_steps"
+  # Same trajectory; the returned networks differ by the last step's type-1
+  # noise: one nonzero scalar per column, and nothing on the classifier.
+  diff = after.params["hidden_0"]["kernel"] - before.params["hidden_0"]["kernel"]
+  assert np.all(diff != 0)
+  np.testing.assert_allclose(diff, np.broadcast_to(diff[:1], diff.shape), rtol=1e-4, atol=1e-7)
+  np.testing.assert_array_equal(after.params["classifier"]["kernel"],
+                                before.params["classifier"]["kernel"])
+  # The history's last entry is the returned network's.
+  model_apply = Trainer([cfg], DIGITS).apply
+  _, acc = evaluate(model_apply, before.params, DIGITS.x_test, DIGITS.y_test)
+  assert float(acc) == pytest.approx(before.final["test_accuracy"])
+
+
+def test_before_noise_equals_after_noise_for_plain_sgd():
+  cfg = TrainConfig(**BASE, target_accuracy=80.0, noise_type=0)
+  after = train(cfg, DIGITS, progress=False)
+  before = train(TrainConfig(**(cfg.to_dict() | dict(converge_on="before_noise"))), DIGITS,
+                 progress=False)
+  assert (after.status, after.steps) == (before.status, before.steps) == ("converged", after.steps)
+  for a, b in zip(jax.tree.leaves(after.params), jax.tree.leaves(before.params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_converge_on_is_checked():
+  with pytest.raises(ValueError, match="converge_on must be one of"):
+    TrainConfig(converge_on="sometimes")
