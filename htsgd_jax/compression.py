@@ -73,8 +73,10 @@ def analyze(apply_fn: Callable, params_list: Sequence[Any], dataset: Dataset,
     One dict per run: ``fraction_pruned``, ``pruned_train_accuracy``,
     ``pruned_test_accuracy``, ``relative_error``, ``columns_pruned`` (per
     layer), ``curve`` (list of ``[fraction, test accuracy]``),
-    ``hill_column_norms``, ``mohammadi_weights``, ``column_norms`` (first
-    hidden layer).
+    ``hill_column_norms``, ``mohammadi_weights``, ``column_norms`` and
+    ``top_column_energy`` (first hidden layer; the last is the largest
+    column's share of the layer's squared Frobenius norm: near 1, one
+    column dominates and the 10% rule prunes all the others).
 
   Example:
     >>> from htsgd_jax.data import load_dataset
@@ -129,6 +131,8 @@ def analyze(apply_fn: Callable, params_list: Sequence[Any], dataset: Dataset,
         hill_column_norms=_safe(tail_index.hill, norms),
         mohammadi_weights=_safe(tail_index.mohammadi, kernel),
         column_norms=norms.tolist(),
+        top_column_energy=float((norms ** 2).max() / max((norms ** 2).sum(), 1e-30))
+        if norms.size else float("nan"),
     ))
   return out
 

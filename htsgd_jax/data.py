@@ -171,17 +171,28 @@ def _read_tfds_split(name: str, split: str, data_dir, download: bool):
     kwargs["builder_kwargs"] = dict(file_format="array_record")
   try:
     source = tfds.data_source(name, **kwargs)
+  except ModuleNotFoundError as err:  # TFDS's download path imports more than its metadata says
+    raise ModuleNotFoundError(
+        f"TFDS needs the package '{err.name}' to download {name}: pip install {err.name}"
+        " (included in htsgd-jax's dependencies; reinstall it).") from None
   except tfds.core.registered.DatasetNotFoundError:
     raise ValueError(f"TFDS has no dataset named {name!r}; see"
                      " `tfds.list_builders()` for the names it knows.") from None
-  except (NotImplementedError, FileNotFoundError, AssertionError):
-    # TFDS's own message here talks about TFRECORD files that do not exist.
+  except (NotImplementedError, FileNotFoundError, AssertionError, KeyError):
+    # TFDS's own messages here talk about TFRECORD files or empty split dicts.
     where = data_dir or "~/tensorflow_datasets (the TFDS default; set TFDS_DATA_DIR or --data-dir)"
     raise FileNotFoundError(
         f"TFDS dataset {name!r} is not prepared in array_record format under {where}."
         f" On a machine with a network run: tfds build {name} --file_format=array_record"
         f" --data_dir DIR (or pass download=True / --download here), then copy DIR to"
         f" this machine and pass it as data_dir / --data-dir.") from None
+  except Exception as err:  # noqa: BLE001 - downloads fail in many ways (no network, ...)
+    if not download:
+      raise
+    raise FileNotFoundError(
+        f"TFDS could not download and prepare {name!r} ({type(err).__name__}: {err})."
+        f" Without a network, run tfds build {name} --file_format=array_record --data_dir DIR"
+        f" on a machine with one, copy DIR here and pass --data-dir DIR.") from None
   examples = [source[i] for i in range(len(source))]
   images = np.stack([np.asarray(e["image"]) for e in examples])
   labels = np.asarray([e["label"] for e in examples], np.int32)

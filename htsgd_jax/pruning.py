@@ -40,6 +40,19 @@ def column_norms(kernel, conv_column: columns_lib.ConvColumn = "filter") -> jax.
   return jnp.linalg.norm(columns_lib.as_columns(kernel, conv_column), axis=0)
 
 
+def check_fraction(fraction, name: str = "fraction") -> None:
+  """Raises ``ValueError`` unless ``fraction`` lies in [0, 1] (NaN does not).
+
+  Example:
+    >>> check_fraction(2.0, "prune fraction")
+    Traceback (most recent call last):
+    ...
+    ValueError: prune fraction must lie in [0, 1]; got 2.0.
+  """
+  if not 0.0 <= fraction <= 1.0:
+    raise ValueError(f"{name} must lie in [0, 1]; got {fraction}.")
+
+
 def columns_to_prune(norms, fraction: float = 0.1, rule: str = "energy") -> jax.Array:
   """Bool mask over columns: True for columns to remove.
 
@@ -56,8 +69,7 @@ def columns_to_prune(norms, fraction: float = 0.1, rule: str = "energy") -> jax.
   """
   if rule not in RULES:
     raise ValueError(f"rule must be 'energy' or 'count'; got {rule!r}.")
-  if not 0.0 <= fraction <= 1.0:
-    raise ValueError(f"fraction must lie in [0, 1]; got {fraction}.")
+  check_fraction(fraction)
   n = norms.shape[-1]
   order = jnp.argsort(norms)
   rank = jnp.empty_like(order).at[order].set(jnp.arange(n))

@@ -10,7 +10,11 @@ A run directory holds:
 Each file is written to a temporary name and moved into place with
 ``os.replace``, and ``record.json`` goes last: a directory with a
 ``record.json`` is a complete record, and an interrupted write leaves at most
-a stray temporary file, never a half-written record.
+a stray temporary file, never a half-written record. Files are readable like
+any other (mode 0644 less the umask).
+
+A file that cannot be read back (truncated, edited, foreign) raises
+:class:`DamagedFileError`, whose message names the file and the way out.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import math
 import os
 import pathlib
 import tempfile
+import zipfile
 from typing import Any
 
 import jax
@@ -30,12 +35,39 @@ from htsgd_jax import columns as columns_lib
 RECORD_FILE = "record.json"
 PARAMS_FILE = "params.npz"
 FINISHED = ("converged", "max_steps", "diverged")
+RETRAIN_HINT = "delete it, or pass --force to retrain"
 
 
-def _atomic_write(path: pathlib.Path, write) -> None:
+class DamagedFileError(ValueError):
+  """A run file exists but cannot be read back; the message names it and the way out."""
+
+  def __init__(self, path, reason, hint: str = RETRAIN_HINT):
+    super().__init__(f"{path} is damaged or not a run file ({reason}); {hint}.")
+    self.path = pathlib.Path(path)
+
+
+def _file_mode() -> int:
+  umask = os.umask(0)
+  os.umask(umask)
+  return 0o666 & ~umask
+
+
+def atomic_write(path, write) -> None:
+  """Writes a file through ``write(binary_file)`` to a temporary name, then renames it.
+
+  Example:
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
+    >>> atomic_write(path, lambda f: f.write(b"ok"))
+    >>> path.read_bytes(), oct(path.stat().st_mode & 0o644)
+    (b'ok', '0o644')
+  """
+  path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
+    # mkstemp makes 0600 files; run files are shared like any other output.
+    os.fchmod(fd, _file_mode())
     with os.fdopen(fd, "wb") as f:
       write(f)
       f.flush()
@@ -101,7 +133,7 @@ def write_run(run_dir, record: dict[str, Any], params=None) -> pathlib.Path:
   run_dir = pathlib.Path(run_dir)
   if params is not None:
     flat = flatten_params(params)
-    _atomic_write(run_dir / PARAMS_FILE, lambda f: np.savez(f, **flat))
+    atomic_write(run_dir / PARAMS_FILE, lambda f: np.savez(f, **flat))
   write_json(run_dir / RECORD_FILE, record)
   return run_dir
 
@@ -117,7 +149,7 @@ def write_json(path, obj) -> None:
     {'loss': 'nan'}
   """
   text = json.dumps(_json_safe(obj), indent=1, sort_keys=True)
-  _atomic_write(pathlib.Path(path), lambda f: f.write(text.encode()))
+  atomic_write(pathlib.Path(path), lambda f: f.write(text.encode()))
 
 
 def read_record(run_dir) -> dict[str, Any] | None:
@@ -131,7 +163,28 @@ def read_record(run_dir) -> dict[str, Any] | None:
   path = pathlib.Path(run_dir) / RECORD_FILE
   if not path.is_file():
     return None
-  return json.loads(path.read_text())
+  return read_json(path)
+
+
+def read_json(path, hint: str = RETRAIN_HINT) -> Any:
+  """Reads a JSON file written by :func:`write_json`; a damaged file raises DamagedFileError.
+
+  Example:
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.json"
+    >>> _ = path.write_text('{"status": "conv')
+    >>> read_json(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    htsgd_jax.records.DamagedFileError: ... is damaged or not a run file (invalid JSON: ...); delete it, or pass --force to retrain.
+  """
+  try:
+    obj = json.loads(pathlib.Path(path).read_text())
+  except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    raise DamagedFileError(path, f"invalid JSON: {err}", hint) from None
+  if not isinstance(obj, dict):
+    raise DamagedFileError(path, "not a JSON object", hint)
+  return obj
 
 
 def read_params(run_dir) -> dict:
@@ -146,8 +199,11 @@ def read_params(run_dir) -> dict:
   if not path.is_file():
     raise FileNotFoundError(f"no {PARAMS_FILE} in {run_dir}: the run did not finish writing"
                             " its parameters; rerun it.")
-  with np.load(path) as npz:
-    return unflatten_params({k: npz[k] for k in npz.files})
+  try:
+    with np.load(path) as npz:
+      return unflatten_params({k: npz[k] for k in npz.files})
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+    raise DamagedFileError(path, f"{type(err).__name__}: {err}") from None
 
 
 def is_finished(run_dir, record: dict[str, Any] | None = None) -> bool:
@@ -163,3 +219,14 @@ def is_finished(run_dir, record: dict[str, Any] | None = None) -> bool:
   record = read_record(run_dir) if record is None else record
   return bool(record) and record.get("status") in FINISHED and (
       pathlib.Path(run_dir) / PARAMS_FILE).is_file()
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+  """``name: old -> new`` for every field that differs between two config dicts.
+
+  Example:
+    >>> config_differences({"lr": 0.01, "seed": 1}, {"lr": 0.05, "seed": 1})
+    ['lr: 0.01 -> 0.05']
+  """
+  return [f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}"
+          for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]

@@ -33,6 +33,9 @@ seed start from the same weights and see the same minibatches.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import pathlib
 import time
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -43,6 +46,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from htsgd_jax import checkpoints, interrupts, records
 from htsgd_jax import columns as columns_lib
 from htsgd_jax import models as models_lib
 from htsgd_jax import noise as noise_lib
@@ -87,6 +91,8 @@ class TrainConfig:
   eval_every: int = _field(100, "steps between full train/test evaluations and stop checks")
   eval_batch_size: int = _field(2000, "batch size of evaluation passes (memory only)")
   conv_column: str = _field("filter", "conv kernels: one column per 'filter' or per 'kernel'")
+  tail_clip: float | None = _field(None, "clip each unit-scale noise draw to [-c, c]; None (or"
+                                   " none) keeps the exact α-stable law")
   converge_on: str = _field("after_noise", "which network the stop rule judges and a stopped run"
                             " returns: after_noise (the iterate) or before_noise (the last"
                             " step without its noise, as the reference code)")
@@ -98,6 +104,8 @@ class TrainConfig:
 
   # Fields that may differ between runs of one compiled program.
   PER_RUN = ("seed", "alpha", "sigma")
+  # Fields that do not change what a run computes (memory, where data is read from).
+  NOT_RESULT = ("eval_batch_size", "data_dir", "download")
 
   def __post_init__(self):
     self.validate()
@@ -120,6 +128,9 @@ class TrainConfig:
     if self.target_accuracy is not None and not 0 < self.target_accuracy <= 100:
       raise ValueError(f"target_accuracy is a percentage in (0, 100]; got {self.target_accuracy}.")
     columns_lib.check_conv_column(self.conv_column)
+    if self.tail_clip is not None and not (self.tail_clip > 0 and np.isfinite(self.tail_clip)):
+      raise ValueError(f"tail_clip must be None (the exact law) or a positive number;"
+                       f" got {self.tail_clip}.")
     if self.converge_on not in CONVERGE_ON:
       raise ValueError(f"converge_on must be one of {', '.join(CONVERGE_ON)};"
                        f" got {self.converge_on!r}.")
@@ -130,6 +141,32 @@ class TrainConfig:
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
+
+  def identity(self) -> dict[str, Any]:
+    """Every field that changes a run's result, normalised: what makes two runs the same run.
+
+    Plain runs drop the noise fields (any α, type or convention trains the
+    same plain SGD).
+
+    Example:
+      >>> TrainConfig(noise_type=0, alpha=1.5).identity() == TrainConfig(noise_type=0).identity()
+      True
+    """
+    d = {k: v for k, v in self.to_dict().items() if k not in self.NOT_RESULT}
+    if not self.noisy:
+      d.update(noise_type=0, alpha=None, sigma=0.0, tail_clip=None, converge_on=None)
+    return d
+
+  def fingerprint(self) -> str:
+    """A short hash of :meth:`identity`: run directories are named by it.
+
+    Example:
+      >>> a, b = TrainConfig(lr=0.01), TrainConfig(lr=0.05)
+      >>> len(a.fingerprint()), a.fingerprint() == b.fingerprint()
+      (10, False)
+    """
+    text = json.dumps(self.identity(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
@@ -144,6 +181,21 @@ class TrainConfig:
     # Plain runs (noise type 0) join a noisy program as σ = 0: see group_runs.
     d.pop("noise_type")
     return tuple(sorted(d.items(), key=lambda kv: kv[0]))
+
+
+def check_fits(cfg: TrainConfig, dataset: Dataset) -> None:
+  """Raises ``ValueError`` for settings that only fail against the data (the batch size).
+
+  Example:
+    >>> from htsgd_jax.data import teacher_student
+    >>> check_fits(TrainConfig(batch_size=500), teacher_student(n_train=100, n_test=10))
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size 500 exceeds the 100 training examples of teacher_student.
+  """
+  if cfg.batch_size > len(dataset.y_train):
+    raise ValueError(f"batch_size {cfg.batch_size} exceeds the {len(dataset.y_train)}"
+                     f" training examples of {dataset.name}.")
 
 
 def run_mesh(devices=None) -> jax.sharding.Mesh:
@@ -210,7 +262,8 @@ def optimizer_parts(cfg: TrainConfig, alpha, sigma, noisy: bool, key=0
   if not noisy:
     return base, optax.identity()
   return base, noise_lib.heavy_tailed_noise(alpha, sigma, cfg.lr, cfg.noise_type or 1, key=key,
-                                            conv_column=cfg.conv_column)
+                                            conv_column=cfg.conv_column,
+                                            tail_clip=cfg.tail_clip)
 
 
 def make_optimizer(cfg: TrainConfig, alpha, sigma, noisy: bool, key=0) -> optax.GradientTransformation:
@@ -329,9 +382,7 @@ class Trainer:
     self.cfg = next((c for c in configs if c.noise_type), configs[0])
     self.noisy = any(c.noisy for c in configs)
     self.dataset = dataset
-    if self.cfg.batch_size > len(dataset.y_train):
-      raise ValueError(f"batch_size {self.cfg.batch_size} exceeds the {len(dataset.y_train)}"
-                       f" training examples of {dataset.name}.")
+    check_fits(self.cfg, dataset)
     self.model: nn.Module = models_lib.build_model(self.cfg.model, dataset.num_classes,
                                                    self.cfg.width, self.cfg.depth)
     self.mesh = mesh if mesh is not None else run_mesh()
@@ -339,6 +390,7 @@ class Trainer:
     self.n_runs = len(configs)
     self.n_padded = -(-self.n_runs // n_dev) * n_dev  # pad uneven run counts
     self.steps_per_epoch = len(dataset.y_train) // self.cfg.batch_size
+    self.stop_signal: str | None = None  # set by run() when a signal stopped it
     self._build()
 
   # ----------------------------------------------------------------- program
@@ -451,46 +503,103 @@ class Trainer:
     return (jax.device_put(seeds, self._run_sharding),
             jax.device_put(hyper, self._run_sharding))
 
-  def run(self, progress: bool = True) -> list[RunResult]:
+  def fingerprint(self) -> str:
+    """Identifies this program's runs and layout: only the same program resumes a checkpoint.
+
+    Example:
+      >>> from htsgd_jax.data import teacher_student
+      >>> cfg = TrainConfig(dataset="teacher_student", width=8, max_steps=10, eval_every=10)
+      >>> len(Trainer([cfg], teacher_student(n_train=100, n_test=10)).fingerprint())
+      12
+    """
+    text = json.dumps([[c.fingerprint() for c in self.configs], self.n_padded])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+  def run(self, progress: bool = True, checkpoint_dir=None,
+          checkpoint_every_s: float = 300.0) -> list[RunResult]:
     """Trains every run to its stop rule; returns one :class:`RunResult` per config.
 
-    A ``KeyboardInterrupt`` ends the loop and returns what was trained so far,
-    with status ``interrupted`` for runs still going.
+    SIGINT (Ctrl-C) and SIGTERM stop the loop at the next evaluation: runs
+    still going come back with status ``interrupted`` and steps that agree
+    with their history (``stop_signal`` names the signal). With
+    ``checkpoint_dir``, the whole state (parameters, optimiser and noise
+    states with their keys, data order, steps, stop flags, history) is saved
+    there every ``checkpoint_every_s`` seconds (at an evaluation) and on a
+    stop, and a later ``run`` with the same runs resumes from it: the final
+    parameters are bit-identical to an uninterrupted run. The caller removes
+    the checkpoint once it has written the results (:func:`checkpoints.clear`).
     """
     from tqdm.auto import tqdm
     cfg, ds = self.cfg, self.dataset
-    start = time.time()
     data = jax.device_put((jnp.asarray(ds.x_train), jnp.asarray(ds.y_train),
                            jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)), self._replicated)
     seeds, hyper = self._per_run_inputs()
-    states = self._init(seeds, hyper)
-    states, metrics = self._first_eval(states, data)
-    history = [dict(step=[], train_loss=[], train_accuracy=[], test_loss=[], test_accuracy=[],
-                    minibatch_loss=[]) for _ in range(self.n_runs)]
-    self._log(history, np.zeros(self.n_padded, int), np.ones(self.n_padded, bool),
-              np.asarray(metrics), np.full(self.n_padded, np.nan))
-    interrupted = False
-    bar = tqdm(total=cfg.max_steps, disable=not progress, unit="step", dynamic_ncols=True,
-               desc=f"{ds.name} {cfg.model} n={cfg.width} runs={self.n_runs}")
-    t = 0
-    try:
-      while t < cfg.max_steps and bool(np.asarray(states.active[:self.n_runs]).any()):
-        was_active = np.asarray(states.active)
-        states, metrics, mb_loss = self._chunk(states, hyper, jnp.int32(t), data)
-        metrics = np.asarray(metrics)
-        t = min(t + cfg.eval_every, cfg.max_steps)
-        self._log(history, np.asarray(states.steps), was_active, metrics, np.asarray(mb_loss))
-        bar.update(t - bar.n)
-        live = metrics[:self.n_runs][was_active[:self.n_runs]]
-        bar.set_postfix(loss=f"{_finite_mean(live[:, 0]):.4f}",
-                        train_acc=f"{_finite_mean(live[:, 1]):.2f}",
-                        test_acc=f"{_finite_mean(live[:, 3]):.2f}",
-                        active=int(np.asarray(states.active[:self.n_runs]).sum()))
-    except KeyboardInterrupt:
-      interrupted = True
-    finally:
-      bar.close()
-    return self._results(states, history, time.time() - start, interrupted)
+    resumed = self._restore(checkpoint_dir, seeds, hyper) if checkpoint_dir else None
+    if resumed:
+      states, t, history, elapsed, stop_time = resumed
+    else:
+      states, metrics = self._first_eval(self._init(seeds, hyper), data)
+      history = [dict(step=[], train_loss=[], train_accuracy=[], test_loss=[], test_accuracy=[],
+                      minibatch_loss=[]) for _ in range(self.n_runs)]
+      self._log(history, np.zeros(self.n_padded, int), np.ones(self.n_padded, bool),
+                np.asarray(metrics), np.full(self.n_padded, np.nan))
+      t, elapsed, stop_time = 0, 0.0, [None] * self.n_runs
+    start = time.time() - elapsed  # time.time() - start: this group's training time so far
+    last_save = time.time()
+    bar = tqdm(total=cfg.max_steps, initial=t, disable=not progress, unit="step",
+               dynamic_ncols=True, desc=f"{ds.name} {cfg.model} n={cfg.width} runs={self.n_runs}")
+
+    def save():
+      checkpoints.save(checkpoint_dir, states, dict(
+          fingerprint=self.fingerprint(), runs=[c.fingerprint() for c in self.configs], t=t,
+          history=history, elapsed_s=time.time() - start, stop_time_s=stop_time), step=t)
+
+    with interrupts.stop_requests() as stop:
+      try:
+        while (t < cfg.max_steps and bool(np.asarray(states.active[:self.n_runs]).any())
+               and not stop.requested):
+          was_active = np.asarray(states.active)
+          states, metrics, mb_loss = self._chunk(states, hyper, jnp.int32(t), data)
+          metrics, active = np.asarray(metrics), np.asarray(states.active)
+          t = min(t + cfg.eval_every, cfg.max_steps)
+          self._log(history, np.asarray(states.steps), was_active, metrics, np.asarray(mb_loss))
+          for i in np.flatnonzero(was_active[:self.n_runs] & ~active[:self.n_runs]):
+            stop_time[i] = time.time() - start
+          bar.update(t - bar.n)
+          live = metrics[:self.n_runs][was_active[:self.n_runs]]
+          bar.set_postfix(loss=f"{_finite_mean(live[:, 0]):.4f}",
+                          train_acc=f"{_finite_mean(live[:, 1]):.2f}",
+                          test_acc=f"{_finite_mean(live[:, 3]):.2f}",
+                          active=int(active[:self.n_runs].sum()))
+          if checkpoint_dir and time.time() - last_save >= checkpoint_every_s:
+            save()
+            last_save = time.time()
+      finally:
+        bar.close()
+    interrupted = stop.requested and bool(np.asarray(states.active[:self.n_runs]).any())
+    self.stop_signal = stop.signal_name if interrupted else None
+    if checkpoint_dir and interrupted:
+      save()
+    elapsed = time.time() - start
+    wall = [elapsed if s is None else s for s in stop_time]
+    return self._results(states, history, wall, interrupted)
+
+  def _restore(self, checkpoint_dir, seeds, hyper):
+    """(states, t, history, elapsed, stop times) from ``checkpoint_dir``, or None."""
+    loaded = checkpoints.load(checkpoint_dir, jax.eval_shape(self._init, seeds, hyper))
+    if loaded is None:
+      return None
+    states, meta = loaded
+    if meta.get("fingerprint") != self.fingerprint():
+      raise records.DamagedFileError(
+          pathlib.Path(checkpoint_dir) / checkpoints.META_FILE,
+          "it holds the state of other runs", checkpoints.RESTART_HINT)
+    history = [{k: [int(v) for v in vs] if k == "step" else [float(v) for v in vs]
+                for k, vs in h.items()} for h in meta["history"]]
+    print(f"resuming {self.n_runs} run(s) from their checkpoint at step {meta['t']}"
+          f" ({checkpoint_dir})")
+    return (jax.device_put(states, self._run_sharding), int(meta["t"]), history,
+            float(meta["elapsed_s"]), meta["stop_time_s"])
 
   def _log(self, history, steps, was_active, metrics, mb_loss):
     for i in range(self.n_runs):
@@ -502,7 +611,7 @@ class Trainer:
         h[name].append(float(metrics[i, j]))
       h["minibatch_loss"].append(float(mb_loss[i]))
 
-  def _results(self, states, history, wall, interrupted) -> list[RunResult]:
+  def _results(self, states, history, wall: list[float], interrupted) -> list[RunResult]:
     host = jax.device_get(states)
     out = []
     for i, c in enumerate(self.configs):
@@ -518,7 +627,7 @@ class Trainer:
         status = "max_steps"
       final = {k: v[-1] for k, v in h.items() if v and k != "step"}
       params = jax.tree.map(lambda x: np.asarray(x[i]), host.params)
-      out.append(RunResult(c, status, int(host.steps[i]), h, final, wall, params,
+      out.append(RunResult(c, status, int(host.steps[i]), h, final, wall[i], params,
                            self.dataset.metadata()))
     return out
 
