@@ -1,67 +1,165 @@
 """The pipeline behind `reproduce` and `sweep`: train what is missing, analyse, report.
 
 Runs are ``(arm, run_name, TrainConfig)`` triples; each lives in
-``OUT/run_name`` as a record (see :mod:`htsgd_jax.records`) plus a cached
-``analysis.json``. Reports: ``runs.csv`` (one row per run), ``table.md``
-(mean ± std over seeds), ``pruning_curves.png`` and ``column_norms.png``.
+``OUT/<run_name>-<fingerprint>`` as a record (see :mod:`htsgd_jax.records`)
+plus a cached ``analysis.json``. The fingerprint hashes every field that
+changes the result (:meth:`TrainConfig.fingerprint`), so a directory belongs
+to exactly one config: the same command with another learning rate trains
+new runs beside the old ones, and a record whose config does not match its
+directory is refused. Reports cover the runs of the current command only:
+``runs.csv`` (one row per run), ``table.md`` (mean ± std over seeds),
+``pruning_curves.png`` and ``column_norms.png``; ``OUT/manifest.json`` says
+which command owns OUT, so that another command cannot overwrite its reports.
+
+A program in flight is checkpointed in ``OUT/.checkpoints/<program>/`` (every
+``checkpoint_every_s`` seconds and on SIGINT/SIGTERM) and resumed by the same
+command, bit for bit; the checkpoint goes once its records are written.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import pathlib
 from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
 
-from htsgd_jax import compression, models, records
+from experiments.cli import usage_error
+from htsgd_jax import checkpoints, compression, interrupts, models, records
 from htsgd_jax.data import Dataset
 from htsgd_jax.train import TrainConfig, Trainer, group_runs
 
 ANALYSIS_FILE = "analysis.json"
+MANIFEST_FILE = "manifest.json"
+CHECKPOINTS_DIR = ".checkpoints"
 CSV_FIELDS = ("experiment", "arm", "width", "seed", "status", "steps", "train_accuracy",
               "test_accuracy", "fraction_pruned", "pruned_train_accuracy",
               "pruned_test_accuracy", "relative_error", "hill_column_norms",
-              "mohammadi_weights", "noise_type", "alpha", "sigma", "lr", "batch_size",
+              "mohammadi_weights", "top_column_energy", "noise_type", "alpha", "sigma", "lr", "batch_size",
               "wall_time_s", "run_dir")
 
 
 Run = tuple  # (arm, run_name, TrainConfig), as Experiment.runs() yields
 
 
+def run_dir(out: pathlib.Path, name: str, cfg: TrainConfig) -> pathlib.Path:
+  """Where a run lives: its readable name, then its config's fingerprint.
+
+  Example:
+    >>> run_dir(pathlib.Path("out"), "noisy_n10_seed1", TrainConfig(width=10)).name[:16]
+    'noisy_n10_seed1-'
+  """
+  return out / f"{name}-{cfg.fingerprint()}"
+
+
+def claim_out_dir(out: pathlib.Path, command: str, description: str) -> None:
+  """Records that ``command`` owns OUT; refuses an OUT owned by another command.
+
+  Example:
+    >>> import tempfile
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> claim_out_dir(out, "sweep", "a sweep")
+    >>> claim_out_dir(out, "reproduce", "a preset")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    experiments.cli.UsageError: error: ... holds the runs and reports of experiments.sweep...
+  """
+  path = out / MANIFEST_FILE
+  if path.is_file():
+    try:
+      owner = records.read_json(path, "choose another --out").get("command")
+    except records.DamagedFileError as err:
+      usage_error(str(err))
+    if owner != command:
+      usage_error(f"{out} holds the runs and reports of experiments.{owner}; writing"
+                  f" experiments.{command}'s reports there would mix them. Choose another --out.")
+  records.write_json(path, dict(command=command, description=description))
+
+
+def read_checked_record(run_dir_path: pathlib.Path, cfg: TrainConfig) -> dict | None:
+  """The run's record if it is one of ``cfg``; refuses a damaged or foreign one, naming it."""
+  try:
+    record = records.read_record(run_dir_path)
+    if record is None:
+      return None
+    stored = TrainConfig.from_dict(record.get("config", {}))
+  except (records.DamagedFileError, ValueError, TypeError) as err:
+    usage_error(str(err) if isinstance(err, records.DamagedFileError) else
+                f"{run_dir_path / records.RECORD_FILE} holds no valid config ({err});"
+                f" {records.RETRAIN_HINT}.")
+  if stored.identity() != cfg.identity():
+    differences = "; ".join(records.config_differences(stored.identity(), cfg.identity()))
+    usage_error(f"{run_dir_path} holds a run of another config ({differences});"
+                f" {records.RETRAIN_HINT}.")
+  return record
+
+
 def train_missing(runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, label: str,
-                  progress: bool = True) -> bool:
+                  progress: bool = True, force: bool = False,
+                  checkpoint_every_s: float = 300.0) -> str | None:
   """Trains the runs that have no finished record, batched by compiled program.
 
-  Each group's records are written as soon as it ends, so a killed sweep
-  loses at most the group in flight. Returns False if interrupted (Ctrl-C).
+  Each program's records are written as soon as it ends. On SIGINT/SIGTERM
+  the program in flight writes a checkpoint and ``interrupted`` records, and
+  this returns the signal's name (else None); the same call later resumes
+  that program first, with the same runs, from its checkpoint. ``force``
+  retrains every run.
   """
   from tqdm.auto import tqdm
-  dirs = {cfg: out / name for _, name, cfg in runs}
-  todo = [cfg for cfg, d in dirs.items() if not records.is_finished(d)]
+  by_fingerprint = {cfg.fingerprint(): cfg for _, _, cfg in runs}
+  dirs = {cfg: run_dir(out, name, cfg) for _, name, cfg in runs}
+  todo = [cfg for cfg, d in dirs.items()
+          if force or not records.is_finished(d, read_checked_record(d, cfg))]
   if not todo:
-    return True
-  groups = group_runs(todo)
+    return None
+  groups = _resumable_groups(out, by_fingerprint, todo) if not force else []
+  in_checkpoints = {c for g in groups for c in g}
+  groups += group_runs([c for c in todo if c not in in_checkpoints])
   print(f"[{label}] training {len(todo)} of {len(dirs)} runs ({len(dirs) - len(todo)} already"
         f" finished) in {len(groups)} compiled program(s)")
   overall = tqdm(total=len(todo), disable=not progress, unit="run", desc=f"[{label}] runs",
                  position=1, leave=True)
   try:
     for group in groups:
-      results = Trainer(group, dataset).run(progress=progress)
+      trainer = Trainer(group, dataset)
+      checkpoint_dir = out / CHECKPOINTS_DIR / trainer.fingerprint()
+      if force:
+        checkpoints.clear(checkpoint_dir)
+      try:
+        results = trainer.run(progress=progress, checkpoint_dir=checkpoint_dir,
+                              checkpoint_every_s=checkpoint_every_s)
+      except records.DamagedFileError as err:
+        usage_error(str(err))
       for r in results:
         records.write_run(dirs[r.config], r.record(), r.params)
         overall.write(f"  {dirs[r.config].name}: {r.status} after {r.steps} steps,"
                       f" train {r.final.get('train_accuracy', float('nan')):.2f}%,"
                       f" test {r.final.get('test_accuracy', float('nan')):.2f}%")
-      overall.update(len(results))
-      if any(r.status == "interrupted" for r in results):
-        return False
+      overall.update(sum(r.status != "interrupted" for r in results))
+      if trainer.stop_signal:
+        overall.write(f"[{label}] {trainer.stop_signal}: checkpoint in {checkpoint_dir}")
+        return trainer.stop_signal
+      checkpoints.clear(checkpoint_dir)
   finally:
     overall.close()
-  return True
+  return None
+
+
+def _resumable_groups(out: pathlib.Path, by_fingerprint: dict[str, TrainConfig],
+                      todo: list[TrainConfig]) -> list[list[TrainConfig]]:
+  """Programs with a checkpoint under OUT whose runs all belong to this command."""
+  groups, taken = [], set()
+  for meta_path in sorted((out / CHECKPOINTS_DIR).glob(f"*/{checkpoints.META_FILE}")):
+    try:
+      fingerprints = records.read_json(meta_path, checkpoints.RESTART_HINT).get("runs", [])
+    except records.DamagedFileError as err:
+      usage_error(str(err))
+    group = [by_fingerprint.get(f) for f in fingerprints]
+    if group and all(group) and not taken & set(group) and set(group) & set(todo):
+      groups.append(group)
+      taken |= set(group)
+  return groups
 
 
 def analyse(runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, label: str,
@@ -69,40 +167,53 @@ def analyse(runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, label: str
   """Compression analysis of every finished run, cached in its directory."""
   rows, pending = [], defaultdict(list)
   for arm, name, cfg in runs:
-    run_dir = out / name
-    record = records.read_record(run_dir)
-    if not records.is_finished(run_dir, record):
+    path = run_dir(out, name, cfg)
+    record = read_checked_record(path, cfg)
+    if not records.is_finished(path, record):
       continue
-    cached = run_dir / ANALYSIS_FILE
-    analysis = json.loads(cached.read_text()) if cached.is_file() else None
+    analysis = _cached_analysis(path / ANALYSIS_FILE)
     if analysis is None or analysis.get("prune_fraction") != prune_fraction:
-      pending[cfg.static_key()].append((arm, cfg, run_dir, record))
+      pending[cfg.static_key()].append((arm, cfg, path, record))
       continue
-    rows.append(_row(label, arm, cfg, run_dir, record, analysis))
+    rows.append(_row(label, arm, cfg, path, record, analysis))
   for same_model in pending.values():
     cfg = same_model[0][1]
     model = models.build_model(cfg.model, dataset.num_classes, cfg.width, cfg.depth)
     apply = lambda p, x, model=model: model.apply({"params": p}, x)
-    params = [records.read_params(run_dir) for _, _, run_dir, _ in same_model]
+    try:
+      params = [records.read_params(path) for _, _, path, _ in same_model]
+    except records.DamagedFileError as err:
+      usage_error(str(err))
     print(f"[{label}] analysing {len(same_model)} runs of width {cfg.width}")
-    for (arm, cfg, run_dir, record), analysis in zip(
+    for (arm, cfg, path, record), analysis in zip(
         same_model, compression.analyze(apply, params, dataset, prune_fraction,
                                         conv_column=cfg.conv_column,
                                         eval_batch_size=cfg.eval_batch_size)):
       analysis["prune_fraction"] = prune_fraction
-      records.write_json(run_dir / ANALYSIS_FILE, analysis)
-      rows.append(_row(label, arm, cfg, run_dir, record, analysis))
+      records.write_json(path / ANALYSIS_FILE, analysis)
+      rows.append(_row(label, arm, cfg, path, record, analysis))
   return rows
 
 
-def _row(label, arm, cfg: TrainConfig, run_dir, record, analysis) -> dict:
+def _cached_analysis(path: pathlib.Path) -> dict | None:
+  """A run's cached analysis; a damaged cache is recomputed, with a note."""
+  if not path.is_file():
+    return None
+  try:
+    return records.read_json(path)
+  except records.DamagedFileError:
+    print(f"note: {path} is damaged; recomputing it")
+    return None
+
+
+def _row(label, arm, cfg: TrainConfig, path, record, analysis) -> dict:
   final = record.get("final", {})
   row = dict(experiment=label, arm=arm, width=cfg.width, seed=cfg.seed,
              status=record["status"], steps=record["steps"],
              train_accuracy=final.get("train_accuracy"), test_accuracy=final.get("test_accuracy"),
              noise_type=cfg.noise_type, alpha=cfg.alpha, sigma=cfg.sigma, lr=cfg.lr,
              batch_size=cfg.batch_size, wall_time_s=record.get("wall_time_s"),
-             run_dir=str(run_dir))
+             run_dir=str(path))
   row.update({k: analysis.get(k) for k in CSV_FIELDS if k in analysis})
   row["curve"] = analysis["curve"]
   row["column_norms"] = analysis["column_norms"]
@@ -116,10 +227,35 @@ def _mean_std(values) -> str:
   return f"{v.mean():.2f} ± {v.std():.2f}" if v.size > 1 else f"{v.mean():.2f}"
 
 
+COLLAPSE_POINTS = 5.0
+
+
+def collapsed(row: dict) -> bool:
+  """A run collapses under the pruning rule when pruning costs it > 5 points of test accuracy.
+
+  Example:
+    >>> collapsed(dict(test_accuracy=97.0, pruned_test_accuracy=70.0))
+    True
+  """
+  return row["test_accuracy"] - row["pruned_test_accuracy"] > COLLAPSE_POINTS
+
+
+def _median_max(values) -> str:
+  v = np.asarray([x for x in values if x is not None and np.isfinite(float(x))], float)
+  return f"{np.median(v):.3f}, {v.max():.3f}" if v.size else "—"
+
+
 def markdown_table(rows: list[dict]) -> str:
-  """Mean ± std over seeds per experiment, width and arm."""
+  """Mean ± std over seeds per experiment, width and arm.
+
+  *collapsed* counts runs that pruning costs more than 5 points of test
+  accuracy; *top column* is the largest column's share of the first hidden
+  layer's energy (the median over seeds, and the maximum): a share near 1 is
+  why a run collapses (the rule then keeps one column).
+  """
   head = ("| experiment | width | arm | runs (converged) | train acc. | test acc. |"
-          " pruned test acc. | fraction pruned (%) | rel. error | α̂ Hill (col. norms) |")
+          " pruned test acc. | fraction pruned (%) | collapsed | top column (median, max) |"
+          " rel. error | α̂ Hill (col. norms) |")
   lines = [head, "|" + "---|" * (head.count("|") - 1)]
   groups = defaultdict(list)
   for r in rows:
@@ -129,7 +265,9 @@ def markdown_table(rows: list[dict]) -> str:
     lines.append(
         f"| {exp} | {width} | {arm} | {len(rs)} ({converged}) | {_mean_std(r['train_accuracy'] for r in rs)}"
         f" | {_mean_std(r['test_accuracy'] for r in rs)} | {_mean_std(r['pruned_test_accuracy'] for r in rs)}"
-        f" | {_mean_std(100 * r['fraction_pruned'] for r in rs)} | {_mean_std(r['relative_error'] for r in rs)}"
+        f" | {_mean_std(100 * r['fraction_pruned'] for r in rs)} | {sum(map(collapsed, rs))}"
+        f" | {_median_max([r.get('top_column_energy') for r in rs])}"
+        f" | {_mean_std(r['relative_error'] for r in rs)}"
         f" | {_mean_std(r['hill_column_norms'] for r in rs)} |")
   return "\n".join(lines) + "\n"
 
@@ -188,10 +326,11 @@ def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
   return paths
 
 
-def report(rows: list[dict], out: pathlib.Path, complete: bool) -> int:
+def report(rows: list[dict], out: pathlib.Path, stop_signal: str | None = None) -> int:
   """Writes and prints the reports of the finished runs; returns the exit code.
 
-  130 (as for Ctrl-C) if the training was interrupted, else 0.
+  128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM) if a signal
+  stopped the training, else 0.
   """
   if rows:
     table = write_outputs(rows, out)
@@ -199,9 +338,10 @@ def report(rows: list[dict], out: pathlib.Path, complete: bool) -> int:
           " column_norms.png)")
   else:
     print("no finished runs yet.")
-  if not complete:
-    print("interrupted: rerun the same command to resume; finished runs are kept.")
-    return 130
+  if stop_signal:
+    print(f"{stop_signal}: rerun the same command to resume; finished runs and the"
+          " checkpoint of the program in flight are kept.")
+    return interrupts.exit_code(stop_signal)
   return 0
 
 

@@ -14,19 +14,23 @@ analyses each run once (``analysis.json`` beside its record), then writes to
 * ``pruning_curves.png``: test accuracy vs fraction of columns pruned;
 * ``column_norms.png``: column-norm survival functions on log–log axes.
 
-Rerunning reuses finished runs and analyses. Ctrl-C keeps every finished run.
+Rerunning reuses finished runs and analyses. Ctrl-C or SIGTERM checkpoints
+the program in flight (also every ``--checkpoint-every-s`` seconds); the same
+command resumes it bit for bit. Every run directory is named by its config's
+fingerprint, so a directory never holds runs of another config.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import pathlib
 import sys
 
 from experiments import pipeline
-from experiments.cli import load_data_or_exit
+from experiments.cli import (add_run_flags, check_or_exit, check_run_flags, load_data_or_exit,
+                             prepare_out_dir, usage_error)
 from experiments.presets import GROUPS, NAMES, get_experiments
+from htsgd_jax.train import check_fits
 
 
 def main(argv=None) -> int:
@@ -38,34 +42,44 @@ def main(argv=None) -> int:
   parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
   parser.add_argument("--data-dir", default=None, help="TFDS data directory (CIFAR presets)")
   parser.add_argument("--download", action="store_true", help="let TFDS download (needs a network)")
-  parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+  add_run_flags(parser, "retrain every run of the preset, replacing its files")
   args = parser.parse_args(argv)
   if args.list:
     for name in (*GROUPS, *NAMES):
       print(name)
     return 0
+  check_run_flags(args)
   try:
     experiments = get_experiments(args.preset)
   except ValueError as err:
-    raise SystemExit(f"error: {err}") from None
-  out = pathlib.Path(args.out or f"results/{args.preset.replace(':', '_')}")
-  rows, complete = [], True
+    usage_error(str(err))
+  if args.seeds and len(set(args.seeds)) != len(args.seeds):
+    usage_error(f"--seeds repeats a seed: {args.seeds}.")
+  # Everything is checked and loaded before the first program compiles.
+  plan = []
   for exp in experiments:
     if args.seeds:
       exp = dataclasses.replace(exp, seeds=tuple(args.seeds))
     cfg = exp.noisy
     dataset = load_data_or_exit(dataclasses.replace(
         cfg, data_dir=args.data_dir or cfg.data_dir, download=args.download or cfg.download))
+    check_or_exit(check_fits, cfg, dataset)
+    plan.append((exp, dataset))
+  out = prepare_out_dir(args.out or f"results/{args.preset.replace(':', '_')}")
+  pipeline.claim_out_dir(out, "reproduce", args.preset)
+  rows, stop_signal = [], None
+  for exp, dataset in plan:
     runs, run_out = exp.runs(), out / exp.name
     try:
-      complete = pipeline.train_missing(runs, dataset, run_out, exp.name,
-                                        not args.no_progress) and complete
-    except KeyboardInterrupt:
-      complete = False
+      stop_signal = pipeline.train_missing(runs, dataset, run_out, exp.name,
+                                           not args.no_progress, args.force,
+                                           args.checkpoint_every_s)
+    except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
+      stop_signal = "SIGINT"
     rows.extend(pipeline.analyse(runs, dataset, run_out, exp.name, exp.prune_fraction))
-    if not complete:
+    if stop_signal:
       break
-  return pipeline.report(rows, out, complete)
+  return pipeline.report(rows, out, stop_signal)
 
 
 if __name__ == "__main__":

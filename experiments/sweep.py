@@ -10,9 +10,13 @@
 Every seed, α and σ of one width and noise type trains in one compiled
 program (``vmap`` over runs, sharded over all local devices; plain runs join
 as σ = 0), so the example above is 3 programs. Each finished run is a record
-in ``OUT/<run>/`` (the format of ``experiments.train``); rerunning skips
-finished runs, and a killed sweep loses at most the program in flight.
-Reports as ``experiments.reproduce``: runs.csv, table.md and plots.
+in ``OUT/<run>-<fingerprint>/`` (the format of ``experiments.train``; the
+fingerprint hashes the whole config, so the same grid at another lr trains
+beside it). Rerunning skips finished runs; SIGINT/SIGTERM checkpoint the
+program in flight, which the same command resumes bit for bit (a SIGKILL
+loses at most ``--checkpoint-every-s`` seconds). Every value is checked
+before anything compiles. Reports as ``experiments.reproduce``: runs.csv,
+table.md and plots, of this command's runs only.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import pathlib
+import math
 import sys
 
 from experiments import pipeline
-from experiments.cli import add_config_flags, config_from_args, load_data_or_exit
+from experiments.cli import (add_config_flags, add_run_flags, check_or_exit, check_run_flags,
+                             config_from_args, load_data_or_exit, prepare_out_dir, usage_error)
 from experiments.presets import get_experiments
-from htsgd_jax.train import TrainConfig
+from htsgd_jax import pruning, stable
+from htsgd_jax.train import TrainConfig, check_fits
 
 GRID = ("width", "seed", "alpha", "sigma", "noise_type")
 
@@ -59,6 +65,30 @@ def grid_runs(base: TrainConfig, widths, seeds, alphas, sigmas, noise_types) -> 
   return runs
 
 
+def check_grid(grid: dict[str, list]) -> None:
+  """Refuses grid values that would silently train something else (σ = -1 as 'plain').
+
+  Example:
+    >>> check_grid(dict(widths=[10], seeds=[1], alphas=[1.5], sigmas=[-1.0], noise_types=[2]))
+    Traceback (most recent call last):
+    ...
+    experiments.cli.UsageError: error: --sigmas must be finite and >= 0; got -1.0.
+  """
+  for width in grid["widths"]:
+    if width < 1:
+      usage_error(f"--widths must be >= 1; got {width}.")
+  for alpha in grid["alphas"]:
+    check_or_exit(stable.check_alpha, alpha, name="--alphas")
+  for sigma in grid["sigmas"]:
+    if not (math.isfinite(sigma) and sigma >= 0):
+      usage_error(f"--sigmas must be finite and >= 0; got {sigma}.")
+  for noise_type in grid["noise_types"]:
+    if noise_type not in (0, 1, 2, 3):
+      usage_error(f"--noise-types must be 0 (plain), 1, 2 or 3; got {noise_type}.")
+  if len(set(grid["seeds"])) != len(grid["seeds"]):
+    usage_error(f"--seeds repeats a seed: {grid['seeds']}.")
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,16 +100,19 @@ def main(argv=None) -> int:
   parser.add_argument("--sigmas", type=float, nargs="+", default=None,
                       help="noise scales; 0 adds the plain-SGD arm")
   parser.add_argument("--noise-types", type=int, nargs="+", default=None)
-  parser.add_argument("--prune-fraction", type=float, default=0.1)
+  parser.add_argument("--prune-fraction", type=float, default=0.1,
+                      help="energy fraction of the pruning rule (default: %(default)s)")
   parser.add_argument("--out", default=None, help="sweep directory (default results/sweep_<dataset>)")
-  parser.add_argument("--no-progress", action="store_true")
+  add_run_flags(parser, "retrain every run of the grid, replacing its files")
   add_config_flags(parser, TrainConfig, skip=GRID)
   args = parser.parse_args(argv)
+  check_run_flags(args)
+  check_or_exit(pruning.check_fraction, args.prune_fraction, "--prune-fraction")
   if args.preset:
     try:
       exp = get_experiments(args.preset)[0]
     except ValueError as err:
-      raise SystemExit(f"error: {err}") from None
+      usage_error(str(err))
     base, label = exp.noisy, exp.name
     defaults = dict(widths=[base.width], seeds=list(exp.seeds), alphas=[base.alpha],
                     sigmas=[0.0, base.sigma], noise_types=[base.noise_type])
@@ -89,21 +122,23 @@ def main(argv=None) -> int:
     defaults = dict(widths=[base.width], seeds=[1, 2, 3, 4, 5], alphas=[base.alpha],
                     sigmas=[0.0, base.sigma], noise_types=[base.noise_type or 1])
   grid = {k: getattr(args, k) or v for k, v in defaults.items()}
+  check_grid(grid)
   try:
     runs = grid_runs(base, grid["widths"], grid["seeds"], grid["alphas"], grid["sigmas"],
                      grid["noise_types"])
   except ValueError as err:
-    raise SystemExit(f"error: {err}") from None
+    usage_error(str(err))
   dataset = load_data_or_exit(base)
-  out = pathlib.Path(args.out or f"results/{label}")
+  check_or_exit(check_fits, base, dataset)
+  out = prepare_out_dir(args.out or f"results/{label}")
+  pipeline.claim_out_dir(out, "sweep", label)
   try:
-    complete = pipeline.train_missing(runs, dataset, out, label, not args.no_progress)
-  except KeyboardInterrupt:
-    complete = False
-  except ValueError as err:  # settings that only fail against the data (batch size)
-    raise SystemExit(f"error: {err}") from None
+    stop_signal = pipeline.train_missing(runs, dataset, out, label, not args.no_progress,
+                                         args.force, args.checkpoint_every_s)
+  except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
+    stop_signal = "SIGINT"
   rows = pipeline.analyse(runs, dataset, out, label, args.prune_fraction)
-  return pipeline.report(rows, out, complete)
+  return pipeline.report(rows, out, stop_signal)
 
 
 if __name__ == "__main__":

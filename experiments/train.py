@@ -7,8 +7,13 @@ Example (the paper's MNIST setting, from the authors' README)::
       --target-accuracy 95 --out results/mnist_noisy_seed1
 
 Writes ``OUT/record.json`` (config, history, final metrics, status, wall time)
-and ``OUT/params.npz``. A finished record in OUT is kept unless ``--force``.
-Ctrl-C stops training and still writes the record (status ``interrupted``).
+and ``OUT/params.npz``. A finished record of the same config in OUT is kept
+unless ``--force``; a record of another config is refused (the message lists
+what differs). Ctrl-C or SIGTERM stops at the next evaluation, writes
+``OUT/checkpoint/`` and the record (status ``interrupted``), and exits with
+128 + the signal's number; rerunning the same command resumes from the
+checkpoint (also written every ``--checkpoint-every-s`` seconds) and ends
+with the same parameters, bit for bit, as a run never stopped.
 """
 
 from __future__ import annotations
@@ -17,40 +22,60 @@ import argparse
 import json
 import sys
 
-from experiments.cli import add_config_flags, config_from_args, load_data_or_exit
-from htsgd_jax import records
-from htsgd_jax.train import TrainConfig, train
+from experiments.cli import (add_config_flags, add_run_flags, check_or_exit, check_run_flags,
+                             config_from_args, load_data_or_exit, prepare_out_dir, usage_error)
+from experiments.pipeline import read_checked_record
+from htsgd_jax import checkpoints, interrupts, records
+from htsgd_jax.train import TrainConfig, Trainer, check_fits
+
+
+CHECKPOINT_DIR = "checkpoint"
 
 
 def default_out(cfg: TrainConfig) -> str:
   noise = f"t{cfg.noise_type}_a{cfg.alpha:g}_s{cfg.sigma:g}" if cfg.noisy else "plain"
-  return f"results/{cfg.dataset}_{cfg.model}_n{cfg.width}_{noise}_seed{cfg.seed}"
+  return (f"results/{cfg.dataset}_{cfg.model}_n{cfg.width}_{noise}_seed{cfg.seed}"
+          f"-{cfg.fingerprint()}")
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   add_config_flags(parser, TrainConfig)
-  parser.add_argument("--out", default=None, help="run directory (default: results/<derived name>)")
-  parser.add_argument("--force", action="store_true", help="retrain even if OUT holds a finished run")
-  parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+  parser.add_argument("--out", default=None,
+                      help="run directory (default: results/<derived name>-<config fingerprint>)")
+  add_run_flags(parser, "retrain even if OUT holds a finished run or a run of another config")
   args = parser.parse_args(argv)
+  check_run_flags(args)
   cfg = config_from_args(TrainConfig, args)
-  out = args.out or default_out(cfg)
-  if records.is_finished(out) and not args.force:
-    print(f"{out} already holds a finished run ({records.read_record(out)['status']});"
-          " pass --force to retrain.")
-    return 0
+  out = prepare_out_dir(args.out or default_out(cfg))
+  checkpoint_dir = out / CHECKPOINT_DIR
+  if args.force:
+    checkpoints.clear(checkpoint_dir)
+  else:
+    record = read_checked_record(out, cfg)
+    if records.is_finished(out, record):
+      print(f"{out} already holds this run, finished ({record['status']});"
+            " pass --force to retrain.")
+      return 0
   dataset = load_data_or_exit(cfg)
+  check_or_exit(check_fits, cfg, dataset)
+  trainer = Trainer([cfg], dataset)
   try:
-    result = train(cfg, dataset, progress=not args.no_progress)
-  except ValueError as err:  # settings that only fail against the data (batch size)
-    raise SystemExit(f"error: {err}") from None
+    result, = trainer.run(progress=not args.no_progress, checkpoint_dir=checkpoint_dir,
+                          checkpoint_every_s=args.checkpoint_every_s)
+  except records.DamagedFileError as err:
+    usage_error(str(err))
   records.write_run(out, result.record(), result.params)
-  print(json.dumps(dict(out=out, status=result.status, steps=result.steps,
+  print(json.dumps(dict(out=str(out), status=result.status, steps=result.steps,
                         wall_time_s=round(result.wall_time_s, 1),
                         **{k: round(v, 4) for k, v in result.final.items()}), indent=1))
-  return 0 if result.status != "interrupted" else 130
+  if trainer.stop_signal:
+    print(f"{trainer.stop_signal}: checkpoint in {checkpoint_dir}; rerun the same command to"
+          " resume.", file=sys.stderr)
+    return interrupts.exit_code(trainer.stop_signal)
+  checkpoints.clear(checkpoint_dir)
+  return 0
 
 
 if __name__ == "__main__":

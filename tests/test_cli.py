@@ -15,12 +15,18 @@ SMALL = ["--dataset", "digits", "--width", "32", "--lr", "0.1", "--batch-size", 
 
 def test_train_cli_writes_a_record_and_keeps_finished_runs(tmp_path, capsys):
   out = tmp_path / "run"
-  assert train_cli.main(SMALL + ["--noise-type", "3", "--sigma", "0.01", "--out", str(out)]) == 0
+  noisy = SMALL + ["--noise-type", "3", "--sigma", "0.01", "--out", str(out)]
+  assert train_cli.main(noisy) == 0
   record = records.read_record(out)
   assert record["config"]["noise_type"] == 3 and record["status"] in records.FINISHED
   assert json.loads(capsys.readouterr().out)["out"] == str(out)
-  assert train_cli.main(SMALL + ["--out", str(out)]) == 0
-  assert "already holds a finished run" in capsys.readouterr().out
+  assert train_cli.main(noisy) == 0
+  assert "already holds this run, finished" in capsys.readouterr().out
+  # Another config in the same OUT is refused, saying what differs.
+  with pytest.raises(SystemExit, match=r"holds a run of another config \(.*noise_type: 3 -> 0")\
+       as refused:
+    train_cli.main(SMALL + ["--out", str(out)])
+  assert refused.value.code == 2
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -76,7 +76,7 @@ def test_sweep_is_resumable_after_a_kill(tmp_path, monkeypatch):
 
   monkeypatch.setattr(Trainer, "run", dies_on_second_program)
   assert sweep.main(argv) == 130
-  finished = sorted(p.name for p in tmp_path.iterdir() if records.is_finished(p))
+  finished = sorted(p.name.rsplit("-", 1)[0] for p in tmp_path.iterdir() if records.is_finished(p))
   assert finished == ["n16_plain_seed1", "n16_plain_seed2", "n16_t2_a1.75_s0.05_seed1",
                       "n16_t2_a1.75_s0.05_seed2"]
   monkeypatch.setattr(Trainer, "run", real_run)
