@@ -250,8 +250,8 @@ def markdown_table(rows: list[dict]) -> str:
 
   *collapsed* counts runs that pruning costs more than 5 points of test
   accuracy; *top column* is the largest column's share of the first hidden
-  layer's energy (the median over seeds, and the maximum): a share near 1 is
-  why a run collapses (the rule then keeps one column).
+  layer's energy (the median over seeds, and the maximum): a share near 1
+  explains a collapse (the rule then keeps that one column).
   """
   head = ("| experiment | width | arm | runs (converged) | train acc. | test acc. |"
           " pruned test acc. | fraction pruned (%) | collapsed | top column (median, max) |"

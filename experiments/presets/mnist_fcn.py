@@ -6,24 +6,34 @@ steps)::
 
   python -m experiments.reproduce --preset mnist_fcn
 
-Quick variant (10k training images, width 1000, lr 0.1, batch 500, 3 seeds;
-a few minutes on 2 CPU cores)::
+Quick variant (10k training images, width 1000, lr 0.1, batch 500, 5 seeds;
+under 2 minutes on 2 CPU cores)::
 
   python -m experiments.reproduce --preset mnist_fcn:quick
 
-The quick variant uses type 2 (i.i.d. entries) with σ 0.003. Measured at
-this scale (width 1000, 10k images, 2 seeds each; pruned fraction vs plain
-SGD's 10.6%, pruned test accuracy vs plain's 93.5–93.7%):
+Convergence is judged before the step's noise (``converge_on="before_noise"``),
+the authors' convention, so that these runs are their algorithm.
 
-* type 1: σ 0.001 → 18–27% pruned, 91.7–92.5%; σ ≥ 0.003 → 55–93% pruned
-  but 23–78% pruned accuracy (normalised MNIST has a constant background,
-  so one scalar per column mostly acts as a random bias);
-* type 2: σ 0.003 → 20–22%, 92.5–92.7%; σ 0.01–0.03 → 21–23%, 88.8–90.9%;
-* type 3: σ 0.001 → 15–33%, 93.0–93.7%; σ 0.003 → 28–82%, 77–93% (seeds differ).
+The quick variant uses type 2 (i.i.d. entries) with σ 0.003. Measured with
+the exact α-stable law (2026-11-25, 2-core CPU; plain SGD prunes 10.6% at
+93.5–93.7% pruned test accuracy):
 
-Type 2 at σ 0.003 is the most consistent: about twice plain SGD's pruned
-fraction for about 1 point of accuracy. The effect grows with width (see
-``experiments.mean_field``); the full setting uses width 5000.
+* type 2, σ 0.003 (5 seeds): 40.1 ± 12.4% pruned. One run collapses under
+  the 10% rule (seed 1: 57% pruned, 84.5% accuracy; its largest column holds
+  60% of the layer's energy); the other four prune 25–49% at 90.3–92.2%;
+* type 1, σ 0.003 (2 seeds): 53–60% pruned but
+  70–76% pruned accuracy, a collapse without a dominant column (largest
+  share 0.07–0.11): normalised MNIST has a constant background, so one
+  scalar per column mostly acts as a random bias, and the rule keeps the
+  columns the noise inflated;
+* type 3, σ 0.001 (2 seeds): 12–13% pruned at
+  93.3–93.6%: barely more than plain SGD at this scale.
+
+Type 2 at σ 0.003 is the most compressible setting that keeps most runs
+within 3 points. The theory says the effect grows with width
+(``experiments.mean_field``); the full setting uses width 5000. That run
+takes hours on 2 cores (one step of 4 batched runs is ~2.6 s of matrix
+products alone); it checkpoints every 5 minutes and resumes.
 """
 
 import dataclasses
@@ -37,10 +47,11 @@ QUICK_TYPE, QUICK_SIGMA = 2, 0.003
 def get_config(variant: str = "full") -> Experiment:
   noisy = TrainConfig(dataset="mnist", model="fcn", width=5000, depth=2, noise_type=1,
                       alpha=1.75, sigma=0.003, lr=0.01, batch_size=5000, target_accuracy=95.0,
-                      eval_every=100, max_steps=100_000)
+                      eval_every=100, max_steps=100_000,
+                      converge_on="before_noise")
   if variant == "quick":
     quick = dataclasses.replace(noisy, width=1000, lr=0.1, batch_size=500, noise_type=QUICK_TYPE,
                                 sigma=QUICK_SIGMA, train_subset=10_000, eval_every=50,
                                 max_steps=5000)
-    return Experiment("mnist_fcn_quick", quick, seeds=(1, 2, 3), notes=__doc__)
+    return Experiment("mnist_fcn_quick", quick, seeds=(1, 2, 3, 4, 5), notes=__doc__)
   return Experiment("mnist_fcn", noisy, notes=__doc__)
