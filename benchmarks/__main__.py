@@ -5,8 +5,10 @@
   python -m benchmarks --time-to-result   # adds the quick reproduction (~5 min)
   python -m benchmarks --json results/bench.json
 
-On a GPU host install a CUDA jaxlib (``pip install -U "jax[cuda12]"``) and run
-the same command; the device kind is recorded in the output. Every figure is
+On a GPU host install the accelerator extra (``pip install -e ".[cuda12]"``, or
+``[tpu]``) and run the same command; the device kind is recorded in the output,
+and the training loop and batched seeds report run-steps per second (runs ×
+SGD steps per second), which compare across CPUs, GPUs and TPUs. Every figure is
 the median of ``--repeats`` timed runs after one warm-up (compilation
 excluded), reported with min and max; the sampler and ``jax.random.normal``
 alternate run by run (``4 * --repeats`` runs each, at least 20) so that their
@@ -150,7 +152,8 @@ def bench_step(repeats: int, width: int = 2048, batch: int = 1000) -> list[dict]
     loop = timed(lambda: trainer.run(progress=False)[0].params, max(repeats // 2, 1))
     per_step = loop["median"] / steps
     rows.append(dict(bench="loop", noise_type=t, width=width, batch=batch, steps=steps, time=loop,
-                     per_step=per_step, over_floor=per_step / floor["median"]))
+                     per_step=per_step, over_floor=per_step / floor["median"],
+                     run_steps_per_s=1 / per_step))
   return rows
 
 
@@ -166,7 +169,8 @@ def bench_seeds(repeats: int) -> list[dict]:
     t_b = timed(lambda: [r.params for r in batched.run(progress=False)], repeats)
     t_s = timed(lambda: [t.run(progress=False)[0].params for t in singles], repeats)
     rows.append(dict(bench="seeds", width=width, seeds=len(cfgs), batched=t_b, sequential=t_s,
-                     speedup=t_s["median"] / t_b["median"]))
+                     speedup=t_s["median"] / t_b["median"],
+                     run_steps_per_s=len(cfgs) * cfgs[0].max_steps / t_b["median"]))
   return rows
 
 
@@ -198,10 +202,12 @@ def table(rows: list[dict]) -> str:
                    f"  plain step / floor = {r['plain_step_over_floor']:.2f}")
     elif b == "loop":
       lines.append(f"loop     type {r['noise_type']} training loop, {r['steps']} steps + evaluation:"
-                   f" {r['per_step']*1e3:.1f} ms/step = {r['over_floor']:.2f}x the matmul floor")
+                   f" {r['per_step']*1e3:.1f} ms/step = {r['over_floor']:.2f}x the matmul floor,"
+                   f" {r['run_steps_per_s']:.3g} run-steps/s")
     elif b == "seeds":
       lines.append(f"seeds    {r['seeds']} seeds n={r['width']}: batched {r['batched']['median']:.2f} s,"
-                   f" sequential {r['sequential']['median']:.2f} s  ({r['speedup']:.1f}x)")
+                   f" sequential {r['sequential']['median']:.2f} s  ({r['speedup']:.1f}x),"
+                   f" {r['run_steps_per_s']:.3g} run-steps/s batched")
     elif b == "time_to_result":
       lines.append(f"result   quick reproduction (ECG5000 + MNIST, 12 runs): {r['seconds']:.0f} s")
   return "\n".join(lines)
@@ -223,7 +229,8 @@ def main(argv=None) -> int:
     rows += bench_time_to_result()
   info = machine()
   print(f"machine: {info['cpu_count']} CPUs, {info['processor']}, {info['backend']}"
-        f" ({', '.join(sorted(set(info['devices'])))}), jax {info['jax']}")
+        f" ({len(info['devices'])} x {', '.join(sorted(set(info['devices'])))}), jax {info['jax']}"
+        " -- throughputs in run-steps/s (runs x SGD steps per second) compare across devices")
   print(table(rows))
   path = pathlib.Path(args.json)
   path.parent.mkdir(parents=True, exist_ok=True)

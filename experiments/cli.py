@@ -82,6 +82,72 @@ def check_run_flags(args: argparse.Namespace) -> None:
     usage_error(f"--checkpoint-every-s must be >= 0; got {args.checkpoint_every_s}.")
 
 
+CLUSTER_VARIABLES = {"SLURM_NTASKS": "SLURM", "OMPI_COMM_WORLD_SIZE": "Open MPI",
+                     "PMI_SIZE": "MPI"}
+
+
+def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
+  """Flags for training one grid across processes or as a job array."""
+  group = parser.add_argument_group(
+      "several processes", "one sweep across hosts with jax.distributed (the arguments of"
+      " jax.distributed.initialize; found automatically under SLURM and Open MPI), or a job"
+      " array of independent shards")
+  group.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                     help="address of process 0's coordinator")
+  group.add_argument("--num-processes", type=int, default=None)
+  group.add_argument("--process-id", type=int, default=None)
+  group.add_argument("--shard", default=None, metavar="I/N",
+                     help="train only shard I of N (0 <= I < N) of the grid's compiled programs,"
+                          " without collectives; then run once more without --shard, or with"
+                          " --report-only, to build the reports from every shard's records")
+  group.add_argument("--report-only", action="store_true",
+                     help="train nothing: analyse the finished runs and write the reports")
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+  """``"I/N"`` as ``(I, N)``, refused unless ``0 <= I < N``.
+
+  Example:
+    >>> parse_shard("1/4")
+    (1, 4)
+  """
+  if text is None:
+    return None
+  try:
+    index, count = (int(part) for part in text.split("/"))
+  except ValueError:
+    usage_error(f"--shard takes I/N, e.g. 0/4; got {text!r}.")
+  if not 0 <= index < count:
+    usage_error(f"--shard I/N needs 0 <= I < N; got {text!r}.")
+  return index, count
+
+
+def init_distributed(args: argparse.Namespace) -> None:
+  """Joins the processes of one job (before anything touches a JAX device).
+
+  With ``--coordinator`` the flags are passed to ``jax.distributed.initialize``;
+  without, a SLURM or Open MPI job of several tasks is detected from its
+  environment and JAX finds the rest (as it does on TPU pods).
+  """
+  import os
+  import jax
+  explicit = (args.coordinator, args.num_processes, args.process_id)
+  if any(v is not None for v in explicit):
+    if None in explicit:
+      usage_error("--coordinator, --num-processes and --process-id go together.")
+    if args.shard:
+      usage_error("--shard trains independently: it takes no --coordinator.")
+    if not 0 <= args.process_id < args.num_processes:
+      usage_error(f"--process-id must lie in [0, {args.num_processes}); got {args.process_id}.")
+    jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    return
+  cluster = next((name for var, name in CLUSTER_VARIABLES.items()
+                  if int(os.environ.get(var, "1") or 1) > 1), None)
+  if cluster and not args.shard:
+    print(f"{cluster} job of several tasks: joining them with jax.distributed")
+    jax.distributed.initialize()
+
+
 def load_data_or_exit(cfg):
   """Loads ``cfg``'s dataset; a missing package, file or unknown name is refused with the reason."""
   from htsgd_jax.train import load_data
@@ -112,12 +178,17 @@ def check_or_exit(check, *args, **kwargs) -> None:
 def prepare_out_dir(path) -> pathlib.Path:
   """Creates ``path`` and proves it writable now, not after hours of training.
 
+  With several processes only process 0 writes, so only it checks.
+
   Example:
     >>> import tempfile
     >>> prepare_out_dir(tempfile.mkdtemp() + "/a/b").is_dir()
     True
   """
+  import jax
   path = pathlib.Path(path)
+  if jax.process_index() != 0:
+    return path
   probe = path / ".write-test"
   try:
     path.mkdir(parents=True, exist_ok=True)

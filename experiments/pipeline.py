@@ -23,12 +23,13 @@ import pathlib
 from collections import defaultdict
 from typing import Sequence
 
+import jax
 import numpy as np
 
 from experiments.cli import usage_error
 from htsgd_jax import checkpoints, compression, interrupts, models, records
 from htsgd_jax.data import Dataset
-from htsgd_jax.train import TrainConfig, Trainer, group_runs
+from htsgd_jax.train import TrainConfig, Trainer, broadcast_json, group_runs
 
 ANALYSIS_FILE = "analysis.json"
 MANIFEST_FILE = "manifest.json"
@@ -53,8 +54,26 @@ def run_dir(out: pathlib.Path, name: str, cfg: TrainConfig) -> pathlib.Path:
   return out / f"{name}-{cfg.fingerprint()}"
 
 
+def reports_due(label: str, shard: tuple[int, int] | None, report_only: bool = False) -> bool:
+  """Whether this process writes the reports: process 0, and not as one shard of a job array."""
+  if jax.process_index() != 0:
+    return False
+  if shard and not report_only:
+    print(f"[{label}] shard {shard[0]}/{shard[1]} done: once every shard is, run the same"
+          " command without --shard (or with --report-only) for the reports.")
+    return False
+  return True
+
+
+def exit_code(stop_signal: str | None) -> int:
+  """0, or 128 + the number of the signal that stopped the training (130, 143)."""
+  return interrupts.exit_code(stop_signal) if stop_signal else 0
+
+
 def claim_out_dir(out: pathlib.Path, command: str, description: str) -> None:
   """Records that ``command`` owns OUT; refuses an OUT owned by another command.
+
+  Only process 0 writes: other processes return at once.
 
   Example:
     >>> import tempfile
@@ -65,6 +84,8 @@ def claim_out_dir(out: pathlib.Path, command: str, description: str) -> None:
     ...
     experiments.cli.UsageError: error: ... holds the runs and reports of experiments.sweep...
   """
+  if jax.process_index() != 0:
+    return
   path = out / MANIFEST_FILE
   if path.is_file():
     try:
@@ -95,52 +116,87 @@ def read_checked_record(run_dir_path: pathlib.Path, cfg: TrainConfig) -> dict | 
   return record
 
 
+def shard_of(runs: Sequence[Run], shard: tuple[int, int] | None) -> set[TrainConfig]:
+  """The configs of shard ``(I, N)``: every N-th compiled program of the whole grid.
+
+  Decided from the grid alone, not from what is finished, so that every
+  member of a job array agrees.
+
+  Example:
+    >>> runs = [("a", "x", TrainConfig(width=w)) for w in (10, 20, 30)]
+    >>> sorted(c.width for c in shard_of(runs, (1, 2)))
+    [20]
+  """
+  configs = [cfg for _, _, cfg in runs]
+  if shard is None:
+    return set(configs)
+  index, count = shard
+  return {c for i, group in enumerate(group_runs(configs)) if i % count == index for c in group}
+
+
 def train_missing(runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, label: str,
                   progress: bool = True, force: bool = False,
-                  checkpoint_every_s: float = 300.0) -> str | None:
+                  checkpoint_every_s: float = 300.0,
+                  shard: tuple[int, int] | None = None) -> str | None:
   """Trains the runs that have no finished record, batched by compiled program.
 
   Each program's records are written as soon as it ends. On SIGINT/SIGTERM
   the program in flight writes a checkpoint and ``interrupted`` records, and
   this returns the signal's name (else None); the same call later resumes
   that program first, with the same runs, from its checkpoint. ``force``
-  retrains every run.
+  retrains every run; ``shard=(I, N)`` trains only that shard's programs.
+
+  With several processes (``jax.distributed``), process 0 reads the disk and
+  decides the programs, every process trains them together (runs sharded
+  over all devices), and process 0 alone writes.
   """
   from tqdm.auto import tqdm
+  writer = jax.process_index() == 0
   by_fingerprint = {cfg.fingerprint(): cfg for _, _, cfg in runs}
   dirs = {cfg: run_dir(out, name, cfg) for _, name, cfg in runs}
-  todo = [cfg for cfg, d in dirs.items()
-          if force or not records.is_finished(d, read_checked_record(d, cfg))]
-  if not todo:
+  plan = None
+  if writer:
+    mine = shard_of(runs, shard)
+    todo = [cfg for cfg, d in dirs.items() if cfg in mine and (
+        force or not records.is_finished(d, read_checked_record(d, cfg)))]
+    groups = _resumable_groups(out, by_fingerprint, todo) if todo and not force else []
+    in_checkpoints = {c for g in groups for c in g}
+    groups += group_runs([c for c in todo if c not in in_checkpoints])
+    plan = dict(todo=len(todo), total=len(mine),
+                groups=[[c.fingerprint() for c in g] for g in groups])
+    if todo:
+      print(f"[{label}] training {len(todo)} of {len(mine)} runs ({len(mine) - len(todo)}"
+            f" already finished) in {len(groups)} compiled program(s)"
+            + (f", shard {shard[0]}/{shard[1]}" if shard else ""))
+  plan = broadcast_json(plan)  # every process trains the same programs
+  if not plan["groups"]:
     return None
-  groups = _resumable_groups(out, by_fingerprint, todo) if not force else []
-  in_checkpoints = {c for g in groups for c in g}
-  groups += group_runs([c for c in todo if c not in in_checkpoints])
-  print(f"[{label}] training {len(todo)} of {len(dirs)} runs ({len(dirs) - len(todo)} already"
-        f" finished) in {len(groups)} compiled program(s)")
-  overall = tqdm(total=len(todo), disable=not progress, unit="run", desc=f"[{label}] runs",
-                 position=1, leave=True)
+  overall = tqdm(total=plan["todo"], disable=not (progress and writer), unit="run",
+                 desc=f"[{label}] runs", position=1, leave=True)
   try:
-    for group in groups:
-      trainer = Trainer(group, dataset)
+    for fingerprints in plan["groups"]:
+      trainer = Trainer([by_fingerprint[f] for f in fingerprints], dataset)
       checkpoint_dir = out / CHECKPOINTS_DIR / trainer.fingerprint()
-      if force:
+      if force and writer:
         checkpoints.clear(checkpoint_dir)
       try:
         results = trainer.run(progress=progress, checkpoint_dir=checkpoint_dir,
                               checkpoint_every_s=checkpoint_every_s)
       except records.DamagedFileError as err:
         usage_error(str(err))
-      for r in results:
-        records.write_run(dirs[r.config], r.record(), r.params)
-        overall.write(f"  {dirs[r.config].name}: {r.status} after {r.steps} steps,"
-                      f" train {r.final.get('train_accuracy', float('nan')):.2f}%,"
-                      f" test {r.final.get('test_accuracy', float('nan')):.2f}%")
+      if writer:
+        for r in results:
+          records.write_run(dirs[r.config], r.record(), r.params)
+          overall.write(f"  {dirs[r.config].name}: {r.status} after {r.steps} steps,"
+                        f" train {r.final.get('train_accuracy', float('nan')):.2f}%,"
+                        f" test {r.final.get('test_accuracy', float('nan')):.2f}%")
       overall.update(sum(r.status != "interrupted" for r in results))
       if trainer.stop_signal:
-        overall.write(f"[{label}] {trainer.stop_signal}: checkpoint in {checkpoint_dir}")
+        if writer:
+          overall.write(f"[{label}] {trainer.stop_signal}: checkpoint in {checkpoint_dir}")
         return trainer.stop_signal
-      checkpoints.clear(checkpoint_dir)
+      if writer:
+        checkpoints.clear(checkpoint_dir)
   finally:
     overall.close()
   return None
@@ -341,8 +397,7 @@ def report(rows: list[dict], out: pathlib.Path, stop_signal: str | None = None) 
   if stop_signal:
     print(f"{stop_signal}: rerun the same command to resume; finished runs and the"
           " checkpoint of the program in flight are kept.")
-    return interrupts.exit_code(stop_signal)
-  return 0
+  return exit_code(stop_signal)
 
 
 def write_outputs(rows: list[dict], out: pathlib.Path) -> str:

@@ -27,7 +27,8 @@ import dataclasses
 import sys
 
 from experiments import pipeline
-from experiments.cli import (add_run_flags, check_or_exit, check_run_flags, load_data_or_exit,
+from experiments.cli import (add_distributed_flags, add_run_flags, check_or_exit,
+                             check_run_flags, init_distributed, load_data_or_exit, parse_shard,
                              prepare_out_dir, usage_error)
 from experiments.presets import GROUPS, NAMES, get_experiments
 from htsgd_jax.train import check_fits
@@ -43,12 +44,15 @@ def main(argv=None) -> int:
   parser.add_argument("--data-dir", default=None, help="TFDS data directory (CIFAR presets)")
   parser.add_argument("--download", action="store_true", help="let TFDS download (needs a network)")
   add_run_flags(parser, "retrain every run of the preset, replacing its files")
+  add_distributed_flags(parser)
   args = parser.parse_args(argv)
   if args.list:
     for name in (*GROUPS, *NAMES):
       print(name)
     return 0
   check_run_flags(args)
+  shard = parse_shard(args.shard)
+  init_distributed(args)
   try:
     experiments = get_experiments(args.preset)
   except ValueError as err:
@@ -67,18 +71,20 @@ def main(argv=None) -> int:
     plan.append((exp, dataset))
   out = prepare_out_dir(args.out or f"results/{args.preset.replace(':', '_')}")
   pipeline.claim_out_dir(out, "reproduce", args.preset)
-  rows, stop_signal = [], None
+  stop_signal = None
   for exp, dataset in plan:
-    runs, run_out = exp.runs(), out / exp.name
+    if args.report_only or stop_signal:
+      break
     try:
-      stop_signal = pipeline.train_missing(runs, dataset, run_out, exp.name,
+      stop_signal = pipeline.train_missing(exp.runs(), dataset, out / exp.name, exp.name,
                                            not args.no_progress, args.force,
-                                           args.checkpoint_every_s)
+                                           args.checkpoint_every_s, shard)
     except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
       stop_signal = "SIGINT"
-    rows.extend(pipeline.analyse(runs, dataset, run_out, exp.name, exp.prune_fraction))
-    if stop_signal:
-      break
+  if not pipeline.reports_due(args.preset, shard, args.report_only):
+    return pipeline.exit_code(stop_signal)
+  rows = [row for exp, dataset in plan for row in pipeline.analyse(
+      exp.runs(), dataset, out / exp.name, exp.name, exp.prune_fraction)]
   return pipeline.report(rows, out, stop_signal)
 
 

@@ -28,8 +28,9 @@ import math
 import sys
 
 from experiments import pipeline
-from experiments.cli import (add_config_flags, add_run_flags, check_or_exit, check_run_flags,
-                             config_from_args, load_data_or_exit, prepare_out_dir, usage_error)
+from experiments.cli import (add_config_flags, add_distributed_flags, add_run_flags,
+                             check_or_exit, check_run_flags, config_from_args, init_distributed,
+                             load_data_or_exit, parse_shard, prepare_out_dir, usage_error)
 from experiments.presets import get_experiments
 from htsgd_jax import pruning, stable
 from htsgd_jax.train import TrainConfig, check_fits
@@ -104,9 +105,12 @@ def main(argv=None) -> int:
                       help="energy fraction of the pruning rule (default: %(default)s)")
   parser.add_argument("--out", default=None, help="sweep directory (default results/sweep_<dataset>)")
   add_run_flags(parser, "retrain every run of the grid, replacing its files")
+  add_distributed_flags(parser)
   add_config_flags(parser, TrainConfig, skip=GRID)
   args = parser.parse_args(argv)
   check_run_flags(args)
+  shard = parse_shard(args.shard)
+  init_distributed(args)
   check_or_exit(pruning.check_fraction, args.prune_fraction, "--prune-fraction")
   if args.preset:
     try:
@@ -132,11 +136,15 @@ def main(argv=None) -> int:
   check_or_exit(check_fits, base, dataset)
   out = prepare_out_dir(args.out or f"results/{label}")
   pipeline.claim_out_dir(out, "sweep", label)
-  try:
-    stop_signal = pipeline.train_missing(runs, dataset, out, label, not args.no_progress,
-                                         args.force, args.checkpoint_every_s)
-  except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
-    stop_signal = "SIGINT"
+  stop_signal = None
+  if not args.report_only:
+    try:
+      stop_signal = pipeline.train_missing(runs, dataset, out, label, not args.no_progress,
+                                           args.force, args.checkpoint_every_s, shard)
+    except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
+      stop_signal = "SIGINT"
+  if not pipeline.reports_due(label, shard, args.report_only):
+    return pipeline.exit_code(stop_signal)
   rows = pipeline.analyse(runs, dataset, out, label, args.prune_fraction)
   return pipeline.report(rows, out, stop_signal)
 

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from htsgd_jax import checkpoints, interrupts, records
@@ -542,27 +543,30 @@ class Trainer:
       history = [dict(step=[], train_loss=[], train_accuracy=[], test_loss=[], test_accuracy=[],
                       minibatch_loss=[]) for _ in range(self.n_runs)]
       self._log(history, np.zeros(self.n_padded, int), np.ones(self.n_padded, bool),
-                np.asarray(metrics), np.full(self.n_padded, np.nan))
+                to_host(metrics), np.full(self.n_padded, np.nan))
       t, elapsed, stop_time = 0, 0.0, [None] * self.n_runs
     start = time.time() - elapsed  # time.time() - start: this group's training time so far
     last_save = time.time()
-    bar = tqdm(total=cfg.max_steps, initial=t, disable=not progress, unit="step",
+    writer = jax.process_index() == 0  # with several processes, process 0 writes
+    bar = tqdm(total=cfg.max_steps, initial=t, disable=not (progress and writer), unit="step",
                dynamic_ncols=True, desc=f"{ds.name} {cfg.model} n={cfg.width} runs={self.n_runs}")
 
     def save():
-      checkpoints.save(checkpoint_dir, states, dict(
-          fingerprint=self.fingerprint(), runs=[c.fingerprint() for c in self.configs], t=t,
-          history=history, elapsed_s=time.time() - start, stop_time_s=stop_time), step=t)
+      host_states = to_host(states)  # on every process: a collective
+      if writer:
+        checkpoints.save(checkpoint_dir, host_states, dict(
+            fingerprint=self.fingerprint(), runs=[c.fingerprint() for c in self.configs], t=t,
+            history=history, elapsed_s=time.time() - start, stop_time_s=stop_time), step=t)
 
+    active = to_host(states.active)
     with interrupts.stop_requests() as stop:
       try:
-        while (t < cfg.max_steps and bool(np.asarray(states.active[:self.n_runs]).any())
-               and not stop.requested):
-          was_active = np.asarray(states.active)
+        while t < cfg.max_steps and active[:self.n_runs].any() and not any_process(stop.requested):
+          was_active = active
           states, metrics, mb_loss = self._chunk(states, hyper, jnp.int32(t), data)
-          metrics, active = np.asarray(metrics), np.asarray(states.active)
+          metrics, active, steps, mb_loss = to_host((metrics, states.active, states.steps, mb_loss))
           t = min(t + cfg.eval_every, cfg.max_steps)
-          self._log(history, np.asarray(states.steps), was_active, metrics, np.asarray(mb_loss))
+          self._log(history, steps, was_active, metrics, mb_loss)
           for i in np.flatnonzero(was_active[:self.n_runs] & ~active[:self.n_runs]):
             stop_time[i] = time.time() - start
           bar.update(t - bar.n)
@@ -571,13 +575,14 @@ class Trainer:
                           train_acc=f"{_finite_mean(live[:, 1]):.2f}",
                           test_acc=f"{_finite_mean(live[:, 3]):.2f}",
                           active=int(active[:self.n_runs].sum()))
-          if checkpoint_dir and time.time() - last_save >= checkpoint_every_s:
+          # Process 0's clock decides, so that all processes save together.
+          if checkpoint_dir and _broadcast_flag(time.time() - last_save >= checkpoint_every_s):
             save()
             last_save = time.time()
       finally:
         bar.close()
-    interrupted = stop.requested and bool(np.asarray(states.active[:self.n_runs]).any())
-    self.stop_signal = stop.signal_name if interrupted else None
+    interrupted = any_process(stop.requested) and bool(active[:self.n_runs].any())
+    self.stop_signal = (stop.signal_name or "SIGTERM") if interrupted else None
     if checkpoint_dir and interrupted:
       save()
     elapsed = time.time() - start
@@ -585,8 +590,15 @@ class Trainer:
     return self._results(states, history, wall, interrupted)
 
   def _restore(self, checkpoint_dir, seeds, hyper):
-    """(states, t, history, elapsed, stop times) from ``checkpoint_dir``, or None."""
-    loaded = checkpoints.load(checkpoint_dir, jax.eval_shape(self._init, seeds, hyper))
+    """(states, t, history, elapsed, stop times) from ``checkpoint_dir``, or None.
+
+    Process 0 reads the checkpoint and sends it to the others, which need no
+    shared file system.
+    """
+    template = jax.eval_shape(self._init, seeds, hyper)
+    loaded = checkpoints.load(checkpoint_dir, template) if jax.process_index() == 0 else None
+    if jax.process_count() > 1:
+      loaded = _broadcast_checkpoint(loaded, template)
     if loaded is None:
       return None
     states, meta = loaded
@@ -596,10 +608,24 @@ class Trainer:
           "it holds the state of other runs", checkpoints.RESTART_HINT)
     history = [{k: [int(v) for v in vs] if k == "step" else [float(v) for v in vs]
                 for k, vs in h.items()} for h in meta["history"]]
-    print(f"resuming {self.n_runs} run(s) from their checkpoint at step {meta['t']}"
-          f" ({checkpoint_dir})")
-    return (jax.device_put(states, self._run_sharding), int(meta["t"]), history,
-            float(meta["elapsed_s"]), meta["stop_time_s"])
+    if jax.process_index() == 0:
+      print(f"resuming {self.n_runs} run(s) from their checkpoint at step {meta['t']}"
+            f" ({checkpoint_dir})")
+    return (self._to_runs(states), int(meta["t"]), history, float(meta["elapsed_s"]),
+            meta["stop_time_s"])
+
+  def _to_runs(self, host_states):
+    """Host arrays (keys included) onto the run sharding, also across processes.
+
+    Only host (numpy) data can be placed on devices of several processes, so
+    keys go as key data and are wrapped again there.
+    """
+    def place(x):
+      if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        data = jax.device_put(np.asarray(jax.random.key_data(x)), self._run_sharding)
+        return jax.random.wrap_key_data(data, impl=str(jax.random.key_impl(x)))
+      return jax.device_put(np.asarray(x), self._run_sharding)
+    return jax.tree.map(place, host_states)
 
   def _log(self, history, steps, was_active, metrics, mb_loss):
     for i in range(self.n_runs):
@@ -612,7 +638,7 @@ class Trainer:
       h["minibatch_loss"].append(float(mb_loss[i]))
 
   def _results(self, states, history, wall: list[float], interrupted) -> list[RunResult]:
-    host = jax.device_get(states)
+    host = to_host(states)
     out = []
     for i, c in enumerate(self.configs):
       h = history[i]
@@ -630,6 +656,84 @@ class Trainer:
       out.append(RunResult(c, status, int(host.steps[i]), h, final, wall[i], params,
                            self.dataset.metadata()))
     return out
+
+
+def to_host(tree):
+  """Every leaf's whole value on this host, also for arrays spread over several processes.
+
+  With runs sharded across processes (``jax.distributed``) no process holds
+  them all: the gather is a collective, so every process must call this at
+  the same point. PRNG keys travel as key data.
+
+  Example:
+    >>> to_host({"a": jnp.arange(3)})["a"].tolist()
+    [0, 1, 2]
+  """
+  def one(x):
+    if not isinstance(x, jax.Array) or x.is_fully_addressable:
+      return jax.device_get(x)
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      data = multihost_utils.process_allgather(jax.random.key_data(x), tiled=True)
+      return jax.random.wrap_key_data(data, impl=str(jax.random.key_impl(x)))
+    return multihost_utils.process_allgather(x, tiled=True)
+  return jax.tree.map(one, tree)
+
+
+def _broadcast_flag(flag: bool) -> bool:
+  """Process 0's ``flag``, on every process."""
+  if jax.process_count() == 1:
+    return bool(flag)
+  return bool(multihost_utils.broadcast_one_to_all(np.int32(flag)))
+
+
+def broadcast_json(obj):
+  """Process 0's JSON-able ``obj``, on every process (the others pass anything).
+
+  Example:
+    >>> broadcast_json({"runs": [1, 2]})
+    {'runs': [1, 2]}
+  """
+  if jax.process_count() == 1:
+    return obj
+  text = json.dumps(obj).encode() if jax.process_index() == 0 else b""
+  size = int(multihost_utils.broadcast_one_to_all(np.int32(len(text))))
+  buffer = np.zeros(size, np.uint8)
+  if jax.process_index() == 0:
+    buffer[:] = np.frombuffer(text, np.uint8)
+  return json.loads(np.asarray(multihost_utils.broadcast_one_to_all(buffer)).tobytes())
+
+
+def _broadcast_checkpoint(loaded, template):
+  """Process 0's (state, meta) or None, on every process; keys travel as key data."""
+  meta = broadcast_json(loaded[1] if loaded is not None else None)
+  if meta is None:
+    return None
+  leaves, treedef = jax.tree.flatten(template)
+  mine = jax.tree.leaves(loaded[0]) if loaded is not None else None
+  out = []
+  for i, want in enumerate(leaves):
+    is_key = jax.dtypes.issubdtype(want.dtype, jax.dtypes.prng_key)
+    if mine is not None:
+      value = np.asarray(jax.random.key_data(mine[i]) if is_key else mine[i])
+    else:
+      shape = jax.eval_shape(jax.random.key_data, want).shape if is_key else want.shape
+      value = np.zeros(shape, np.uint32 if is_key else want.dtype)
+    value = np.asarray(multihost_utils.broadcast_one_to_all(value))
+    out.append(jax.random.wrap_key_data(value, impl=meta["key_impls"][str(i)]) if is_key
+               else value)
+  return jax.tree.unflatten(treedef, out), meta
+
+
+def any_process(flag: bool) -> bool:
+  """True if ``flag`` is true on any process (a collective when there are several).
+
+  Example:
+    >>> any_process(False), any_process(True)
+    (False, True)
+  """
+  if jax.process_count() == 1:
+    return bool(flag)
+  return bool(np.asarray(multihost_utils.process_allgather(np.int32(flag))).any())
 
 
 def _finite_mean(x: np.ndarray) -> float:
