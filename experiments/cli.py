@@ -86,6 +86,24 @@ CLUSTER_VARIABLES = {"SLURM_NTASKS": "SLURM", "OMPI_COMM_WORLD_SIZE": "Open MPI"
                      "PMI_SIZE": "MPI"}
 
 
+def detected_cluster(environ) -> str | None:
+  """The kind of multi-process job the environment describes, or None.
+
+  Example:
+    >>> detected_cluster({"SLURM_NTASKS": "4"}), detected_cluster({"SLURM_NTASKS": "1"})
+    ('SLURM', None)
+    >>> detected_cluster({"TPU_WORKER_HOSTNAMES": "t0,t1"})
+    'TPU pod'
+  """
+  for var, name in CLUSTER_VARIABLES.items():
+    value = environ.get(var, "1") or "1"
+    if value.isdigit() and int(value) > 1:
+      return name
+  if "," in environ.get("TPU_WORKER_HOSTNAMES", ""):
+    return "TPU pod"
+  return None
+
+
 def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
   """Flags for training one grid across processes or as a job array."""
   group = parser.add_argument_group(
@@ -126,8 +144,9 @@ def init_distributed(args: argparse.Namespace) -> None:
   """Joins the processes of one job (before anything touches a JAX device).
 
   With ``--coordinator`` the flags are passed to ``jax.distributed.initialize``;
-  without, a SLURM or Open MPI job of several tasks is detected from its
-  environment and JAX finds the rest (as it does on TPU pods).
+  without, a SLURM or Open MPI job of several tasks, or a TPU pod of several
+  hosts, is detected from its environment and ``jax.distributed.initialize()``
+  finds the rest.
   """
   import os
   import jax
@@ -141,8 +160,7 @@ def init_distributed(args: argparse.Namespace) -> None:
       usage_error(f"--process-id must lie in [0, {args.num_processes}); got {args.process_id}.")
     jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     return
-  cluster = next((name for var, name in CLUSTER_VARIABLES.items()
-                  if int(os.environ.get(var, "1") or 1) > 1), None)
+  cluster = detected_cluster(os.environ)
   if cluster and not args.shard:
     print(f"{cluster} job of several tasks: joining them with jax.distributed")
     jax.distributed.initialize()
