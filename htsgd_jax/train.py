@@ -530,7 +530,6 @@ class Trainer:
     parameters are bit-identical to an uninterrupted run. The caller removes
     the checkpoint once it has written the results (:func:`checkpoints.clear`).
     """
-    from tqdm.auto import tqdm
     cfg, ds = self.cfg, self.dataset
     data = jax.device_put((jnp.asarray(ds.x_train), jnp.asarray(ds.y_train),
                            jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)), self._replicated)
@@ -548,8 +547,9 @@ class Trainer:
     start = time.time() - elapsed  # time.time() - start: this group's training time so far
     last_save = time.time()
     writer = jax.process_index() == 0  # with several processes, process 0 writes
-    bar = tqdm(total=cfg.max_steps, initial=t, disable=not (progress and writer), unit="step",
-               dynamic_ncols=True, desc=f"{ds.name} {cfg.model} n={cfg.width} runs={self.n_runs}")
+    bar = _progress_bar(progress and writer, total=cfg.max_steps, initial=t, unit="step",
+                        dynamic_ncols=True,
+                        desc=f"{ds.name} {cfg.model} n={cfg.width} runs={self.n_runs}")
 
     def save():
       host_states = to_host(states)  # on every process: a collective
@@ -656,6 +656,33 @@ class Trainer:
       out.append(RunResult(c, status, int(host.steps[i]), h, final, wall[i], params,
                            self.dataset.metadata()))
     return out
+
+
+class _NoProgressBar:
+  """What the loop needs of a tqdm bar, doing nothing."""
+
+  def __init__(self, initial: int = 0):
+    self.n = initial
+
+  def update(self, k: int) -> None:
+    self.n += k
+
+  def set_postfix(self, **kwargs) -> None:
+    del kwargs
+
+  def close(self) -> None:
+    pass
+
+
+def _progress_bar(show: bool, initial: int = 0, **kwargs):
+  """A tqdm bar, or a silent stand-in when hidden or tqdm is not installed (core install)."""
+  if show:
+    try:
+      from tqdm.auto import tqdm
+      return tqdm(initial=initial, **kwargs)
+    except ModuleNotFoundError:
+      pass
+  return _NoProgressBar(initial)
 
 
 def to_host(tree):
