@@ -150,7 +150,7 @@ def train_missing(runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, labe
   decides the programs, every process trains them together (runs sharded
   over all devices), and process 0 alone writes.
   """
-  from tqdm.auto import tqdm
+  from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
   writer = jax.process_index() == 0
   by_fingerprint = {cfg.fingerprint(): cfg for _, _, cfg in runs}
   dirs = {cfg: run_dir(out, name, cfg) for _, name, cfg in runs}

@@ -678,7 +678,7 @@ def _progress_bar(show: bool, initial: int = 0, **kwargs):
   """A tqdm bar, or a silent stand-in when hidden or tqdm is not installed (core install)."""
   if show:
     try:
-      from tqdm.auto import tqdm
+      from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
       return tqdm(initial=initial, **kwargs)
     except ModuleNotFoundError:
       pass

@@ -26,3 +26,6 @@ def test_notebook_runs_and_renders_figures(path, tmp_path):
   images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
             if "image/png" in o.get("data", {})]
   assert images, f"{path.name} drew no figure"
+  warnings = [o["text"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("name") == "stderr" and "Warning" in o.get("text", "")]
+  assert not warnings, f"{path.name} prints warnings: {warnings[:2]}"
