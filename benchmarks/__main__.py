@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -63,33 +63,54 @@ def timed_interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dic
       start = time.perf_counter()
       jax.block_until_ready(fn())
       times[name].append(time.perf_counter() - start)
-  return {name: dict(median=statistics.median(t), min=min(t), max=max(t), repeats=repeats)
-          for name, t in times.items()}
+  return {
+    name: dict(median=statistics.median(t), min=min(t), max=max(t), repeats=repeats)
+    for name, t in times.items()
+  }
 
 
 def machine() -> dict:
-  return dict(cpu_count=os.cpu_count(), platform=platform.platform(),
-              processor=platform.processor() or platform.machine(),
-              backend=jax.default_backend(), devices=[d.device_kind for d in jax.local_devices()],
-              jax=jax.__version__)
+  return dict(
+    cpu_count=os.cpu_count(),
+    platform=platform.platform(),
+    processor=platform.processor() or platform.machine(),
+    backend=jax.default_backend(),
+    devices=[d.device_kind for d in jax.local_devices()],
+    jax=jax.__version__,
+  )
 
 
 def bench_sampler(repeats: int) -> list[dict]:
   from scipy.stats import levy_stable
+
   rows = []
   for size in (10_000, 1_000_000):
     key = jax.random.key(0)
-    ours = jax.jit(lambda k: stable.symmetric_stable(k, (size,), 1.75), )
+    ours = jax.jit(
+      lambda k: stable.symmetric_stable(k, (size,), 1.75),
+    )
     normal = jax.jit(lambda k: jax.random.normal(k, (size,)))
-    pair = timed_interleaved(dict(ours=lambda: ours(key), normal=lambda: normal(key)),
-                             max(4 * repeats, 20))
+    pair = timed_interleaved(
+      dict(ours=lambda: ours(key), normal=lambda: normal(key)), max(4 * repeats, 20)
+    )
     t_ours, t_norm = pair["ours"], pair["normal"]
     scipy_size = min(size, 100_000)  # scipy is slow; its rate does not depend on size
-    t_scipy = timed(lambda: levy_stable.rvs(1.75, 0, size=scipy_size, random_state=0), max(repeats // 2, 1))
-    rows.append(dict(bench="sampler", size=size, ours=t_ours, normal=t_norm, scipy=t_scipy,
-                     ours_per_s=size / t_ours["median"], scipy_per_s=scipy_size / t_scipy["median"],
-                     speedup_vs_scipy=(size / t_ours["median"]) / (scipy_size / t_scipy["median"]),
-                     ratio_to_normal=t_ours["median"] / t_norm["median"]))
+    t_scipy = timed(
+      lambda: levy_stable.rvs(1.75, 0, size=scipy_size, random_state=0), max(repeats // 2, 1)
+    )
+    rows.append(
+      dict(
+        bench="sampler",
+        size=size,
+        ours=t_ours,
+        normal=t_norm,
+        scipy=t_scipy,
+        ours_per_s=size / t_ours["median"],
+        scipy_per_s=scipy_size / t_scipy["median"],
+        speedup_vs_scipy=(size / t_ours["median"]) / (scipy_size / t_scipy["median"]),
+        ratio_to_normal=t_ours["median"] / t_norm["median"],
+      )
+    )
   return rows
 
 
@@ -98,14 +119,16 @@ def _mnist_step(noise_type: int, width: int, batch: int):
   x = jax.random.normal(jax.random.key(1), (batch, 28, 28, 1))
   y = jnp.arange(batch) % 10
   params = model.init(jax.random.key(0), x[:1])["params"]
-  tx = (optax.sgd(0.01) if noise_type == 0 else
-        noise.noisy_sgd(0.01, 1.75, 0.003, noise_type, key=0))
+  tx = optax.sgd(0.01) if noise_type == 0 else noise.noisy_sgd(0.01, 1.75, 0.003, noise_type, key=0)
   state = tx.init(params)
 
   @jax.jit
   def step(params, state):
-    loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
-        model.apply({"params": p}, x), y).mean()
+    def loss(p):
+      return optax.softmax_cross_entropy_with_integer_labels(
+        model.apply({"params": p}, x), y
+      ).mean()
+
     updates, state = tx.update(jax.grad(loss)(params), state, params)
     return optax.apply_updates(params, updates), state
 
@@ -118,8 +141,16 @@ def bench_step(repeats: int, width: int = 2048, batch: int = 1000) -> list[dict]
     fn, _ = _mnist_step(t, width, batch)
     r = timed(fn, repeats)
     base = base or r["median"]
-    rows.append(dict(bench="step", noise_type=t, width=width, batch=batch, time=r,
-                     overhead=r["median"] / base - 1))
+    rows.append(
+      dict(
+        bench="step",
+        noise_type=t,
+        width=width,
+        batch=batch,
+        time=r,
+        overhead=r["median"] / base - 1,
+      )
+    )
   # The floor: the same step's matrix multiplications alone (forward + two backward).
   x = jax.random.normal(jax.random.key(1), (batch, 784))
   w1 = jax.random.normal(jax.random.key(2), (784, width))
@@ -131,29 +162,63 @@ def bench_step(repeats: int, width: int = 2048, batch: int = 1000) -> list[dict]
     o = h @ w2
     g_h = o @ w2.T
     return o, h.T @ o, x.T @ g_h, g_h
+
   floor = timed(lambda: matmuls(x, w1, w2), repeats)
   flops = 2 * batch * (784 * width * 2 + width * 10 * 2)
-  rows.append(dict(bench="matmul_floor", width=width, batch=batch, time=floor,
-                   gflops=flops / floor["median"] / 1e9, plain_step_over_floor=base / floor["median"]))
+  rows.append(
+    dict(
+      bench="matmul_floor",
+      width=width,
+      batch=batch,
+      time=floor,
+      gflops=flops / floor["median"] / 1e9,
+      plain_step_over_floor=base / floor["median"],
+    )
+  )
   # The whole training loop (lax.scan of noisy steps, minibatch gathers, masking),
   # on MNIST-shaped data: 200 steps with one full evaluation at the end.
   from htsgd_jax.data import Dataset
+
   rng = np.random.default_rng(0)
-  ds = Dataset("synthetic", rng.normal(size=(20_000, 28, 28, 1)).astype(np.float32),
-               rng.integers(0, 10, 20_000).astype(np.int32),
-               rng.normal(size=(1000, 28, 28, 1)).astype(np.float32),
-               rng.integers(0, 10, 1000).astype(np.int32), 10, "numpy")
+  ds = Dataset(
+    "synthetic",
+    rng.normal(size=(20_000, 28, 28, 1)).astype(np.float32),
+    rng.integers(0, 10, 20_000).astype(np.int32),
+    rng.normal(size=(1000, 28, 28, 1)).astype(np.float32),
+    rng.integers(0, 10, 1000).astype(np.int32),
+    10,
+    "numpy",
+  )
   steps = 200
   for t in (0, 1):
-    cfg = TrainConfig(dataset="synthetic", width=width, batch_size=batch, lr=0.01, noise_type=t,
-                      sigma=0.003 if t else 0.0, max_steps=steps, eval_every=steps,
-                      target_accuracy=None, eval_batch_size=batch)
+    cfg = TrainConfig(
+      dataset="synthetic",
+      width=width,
+      batch_size=batch,
+      lr=0.01,
+      noise_type=t,
+      sigma=0.003 if t else 0.0,
+      max_steps=steps,
+      eval_every=steps,
+      target_accuracy=None,
+      eval_batch_size=batch,
+    )
     trainer = Trainer([cfg], ds)
     loop = timed(lambda: trainer.run(progress=False)[0].params, max(repeats // 2, 1))
     per_step = loop["median"] / steps
-    rows.append(dict(bench="loop", noise_type=t, width=width, batch=batch, steps=steps, time=loop,
-                     per_step=per_step, over_floor=per_step / floor["median"],
-                     run_steps_per_s=1 / per_step))
+    rows.append(
+      dict(
+        bench="loop",
+        noise_type=t,
+        width=width,
+        batch=batch,
+        steps=steps,
+        time=loop,
+        per_step=per_step,
+        over_floor=per_step / floor["median"],
+        run_steps_per_s=1 / per_step,
+      )
+    )
   return rows
 
 
@@ -161,25 +226,58 @@ def bench_seeds(repeats: int) -> list[dict]:
   ds = load_dataset("digits")
   rows = []
   for width in (64, 1024):
-    cfgs = [TrainConfig(dataset="digits", width=width, lr=0.1, batch_size=100, seed=s,
-                        sigma=0.01, noise_type=2, max_steps=100, eval_every=100,
-                        target_accuracy=None) for s in range(1, 9)]
+    cfgs = [
+      TrainConfig(
+        dataset="digits",
+        width=width,
+        lr=0.1,
+        batch_size=100,
+        seed=s,
+        sigma=0.01,
+        noise_type=2,
+        max_steps=100,
+        eval_every=100,
+        target_accuracy=None,
+      )
+      for s in range(1, 9)
+    ]
     batched = Trainer(cfgs, ds)
     singles = [Trainer([c], ds) for c in cfgs]
     t_b = timed(lambda: [r.params for r in batched.run(progress=False)], repeats)
     t_s = timed(lambda: [t.run(progress=False)[0].params for t in singles], repeats)
-    rows.append(dict(bench="seeds", width=width, seeds=len(cfgs), batched=t_b, sequential=t_s,
-                     speedup=t_s["median"] / t_b["median"],
-                     run_steps_per_s=len(cfgs) * cfgs[0].max_steps / t_b["median"]))
+    rows.append(
+      dict(
+        bench="seeds",
+        width=width,
+        seeds=len(cfgs),
+        batched=t_b,
+        sequential=t_s,
+        speedup=t_s["median"] / t_b["median"],
+        run_steps_per_s=len(cfgs) * cfgs[0].max_steps / t_b["median"],
+      )
+    )
   return rows
 
 
 def bench_time_to_result() -> list[dict]:
   import tempfile
+
   with tempfile.TemporaryDirectory() as out:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "experiments.reproduce", "--preset", "quick",
-                    "--out", out, "--no-progress"], check=True, capture_output=True)
+    subprocess.run(
+      [
+        sys.executable,
+        "-m",
+        "experiments.reproduce",
+        "--preset",
+        "quick",
+        "--out",
+        out,
+        "--no-progress",
+      ],
+      check=True,
+      capture_output=True,
+    )
     return [dict(bench="time_to_result", preset="quick", seconds=time.perf_counter() - start)]
 
 
@@ -188,34 +286,48 @@ def table(rows: list[dict]) -> str:
   for r in rows:
     b = r["bench"]
     if b == "sampler":
-      lines.append(f"sampler  n={r['size']:>9,}  ours {r['ours_per_s']:.3g}/s  scipy {r['scipy_per_s']:.3g}/s"
-                   f"  ({r['speedup_vs_scipy']:.0f}x scipy)  time vs jax.random.normal {r['ratio_to_normal']:.2f}x"
-                   f" (target <= 3x)"
-                   f"  [ours min/med/max {r['ours']['min']*1e3:.2f}/{r['ours']['median']*1e3:.2f}/{r['ours']['max']*1e3:.2f} ms]")
+      lines.append(
+        f"sampler  n={r['size']:>9,}  ours {r['ours_per_s']:.3g}/s  scipy {r['scipy_per_s']:.3g}/s"
+        f"  ({r['speedup_vs_scipy']:.0f}x scipy)"
+        f"  time vs jax.random.normal {r['ratio_to_normal']:.2f}x"
+        f" (target <= 3x)"
+        f"  [ours min/med/max {r['ours']['min'] * 1e3:.2f}/{r['ours']['median'] * 1e3:.2f}"
+        f"/{r['ours']['max'] * 1e3:.2f} ms]"
+      )
     elif b == "step":
       t = r["time"]
-      lines.append(f"step     type {r['noise_type']} (0 = plain)  n={r['width']} batch={r['batch']}"
-                   f"  {t['median']*1e3:.1f} ms [{t['min']*1e3:.1f}, {t['max']*1e3:.1f}]  overhead {100*r['overhead']:+.1f}%")
+      lines.append(
+        f"step     type {r['noise_type']} (0 = plain)  n={r['width']} batch={r['batch']}"
+        f"  {t['median'] * 1e3:.1f} ms [{t['min'] * 1e3:.1f}, {t['max'] * 1e3:.1f}]"
+        f"  overhead {100 * r['overhead']:+.1f}%"
+      )
     elif b == "matmul_floor":
       t = r["time"]
-      lines.append(f"floor    matmuls only  {t['median']*1e3:.1f} ms ({r['gflops']:.0f} GFLOP/s)"
-                   f"  plain step / floor = {r['plain_step_over_floor']:.2f}")
+      lines.append(
+        f"floor    matmuls only  {t['median'] * 1e3:.1f} ms ({r['gflops']:.0f} GFLOP/s)"
+        f"  plain step / floor = {r['plain_step_over_floor']:.2f}"
+      )
     elif b == "loop":
-      lines.append(f"loop     type {r['noise_type']} training loop, {r['steps']} steps + evaluation:"
-                   f" {r['per_step']*1e3:.1f} ms/step = {r['over_floor']:.2f}x the matmul floor,"
-                   f" {r['run_steps_per_s']:.3g} run-steps/s")
+      lines.append(
+        f"loop     type {r['noise_type']} training loop, {r['steps']} steps + evaluation:"
+        f" {r['per_step'] * 1e3:.1f} ms/step = {r['over_floor']:.2f}x the matmul floor,"
+        f" {r['run_steps_per_s']:.3g} run-steps/s"
+      )
     elif b == "seeds":
-      lines.append(f"seeds    {r['seeds']} seeds n={r['width']}: batched {r['batched']['median']:.2f} s,"
-                   f" sequential {r['sequential']['median']:.2f} s  ({r['speedup']:.1f}x),"
-                   f" {r['run_steps_per_s']:.3g} run-steps/s batched")
+      lines.append(
+        f"seeds    {r['seeds']} seeds n={r['width']}: batched {r['batched']['median']:.2f} s,"
+        f" sequential {r['sequential']['median']:.2f} s  ({r['speedup']:.1f}x),"
+        f" {r['run_steps_per_s']:.3g} run-steps/s batched"
+      )
     elif b == "time_to_result":
       lines.append(f"result   quick reproduction (ECG5000 + MNIST, 12 runs): {r['seconds']:.0f} s")
   return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("--only", nargs="+", choices=("sampler", "step", "seeds"), default=None)
   parser.add_argument("--time-to-result", action="store_true")
   parser.add_argument("--repeats", type=int, default=5)
@@ -228,9 +340,11 @@ def main(argv=None) -> int:
   if args.time_to_result:
     rows += bench_time_to_result()
   info = machine()
-  print(f"machine: {info['cpu_count']} CPUs, {info['processor']}, {info['backend']}"
-        f" ({len(info['devices'])} x {', '.join(sorted(set(info['devices'])))}), jax {info['jax']}"
-        " -- throughputs in run-steps/s (runs x SGD steps per second) compare across devices")
+  print(
+    f"machine: {info['cpu_count']} CPUs, {info['processor']}, {info['backend']}"
+    f" ({len(info['devices'])} x {', '.join(sorted(set(info['devices'])))}), jax {info['jax']}"
+    " -- throughputs in run-steps/s (runs x SGD steps per second) compare across devices"
+  )
   print(table(rows))
   path = pathlib.Path(args.json)
   path.parent.mkdir(parents=True, exist_ok=True)

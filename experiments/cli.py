@@ -37,8 +37,10 @@ def usage_error(message: str) -> NoReturn:
 
 def _optional(tp):
   """Parses 'none' (any case) as None, anything else as ``tp``."""
+
   def parse(text: str):
     return None if text.strip().lower() == "none" else tp(text)
+
   parse.__name__ = tp.__name__  # argparse names the type in its messages
   return parse
 
@@ -50,8 +52,12 @@ def _flag_type(tp):
   return tp
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls, defaults: dict[str, Any] | None = None,
-                     skip: tuple[str, ...] = ()) -> None:
+def add_config_flags(
+  parser: argparse.ArgumentParser,
+  cls,
+  defaults: dict[str, Any] | None = None,
+  skip: tuple[str, ...] = (),
+) -> None:
   """Adds ``--field-name`` for every dataclass field, with the field's help text."""
   hints = typing.get_type_hints(cls)
   defaults = defaults or {}
@@ -63,7 +69,9 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, defaults: dict[str, A
     help_text = f.metadata.get("help", "") + " (default: %(default)s)"
     tp = hints[f.name]
     if tp is bool:
-      parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+      parser.add_argument(
+        flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
+      )
     else:
       parser.add_argument(flag, type=_flag_type(tp), default=default, help=help_text)
 
@@ -71,18 +79,24 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, defaults: dict[str, A
 def require_experiment_extras() -> None:
   """Refuses to start when the [experiments] extra (plots, progress bars) is missing."""
   import importlib.util
+
   missing = [m for m in ("matplotlib", "tqdm") if importlib.util.find_spec(m) is None]
   if missing:
-    usage_error(f"the experiment commands need {', '.join(missing)}:"
-                " pip install 'htsgd-jax[experiments]'.")
+    usage_error(
+      f"the experiment commands need {', '.join(missing)}: pip install 'htsgd-jax[experiments]'."
+    )
 
 
 def add_run_flags(parser: argparse.ArgumentParser, force_help: str) -> None:
   """Flags of every training command: --force, --checkpoint-every-s, --no-progress."""
   parser.add_argument("--force", action="store_true", help=force_help)
-  parser.add_argument("--checkpoint-every-s", type=float, default=300.0,
-                      help="seconds between checkpoints of the training state (also written on"
-                           " SIGINT/SIGTERM; rerunning the command resumes) (default: %(default)s)")
+  parser.add_argument(
+    "--checkpoint-every-s",
+    type=float,
+    default=300.0,
+    help="seconds between checkpoints of the training state (also written on"
+    " SIGINT/SIGTERM; rerunning the command resumes) (default: %(default)s)",
+  )
   parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -91,8 +105,7 @@ def check_run_flags(args: argparse.Namespace) -> None:
     usage_error(f"--checkpoint-every-s must be >= 0; got {args.checkpoint_every_s}.")
 
 
-CLUSTER_VARIABLES = {"SLURM_NTASKS": "SLURM", "OMPI_COMM_WORLD_SIZE": "Open MPI",
-                     "PMI_SIZE": "MPI"}
+CLUSTER_VARIABLES = {"SLURM_NTASKS": "SLURM", "OMPI_COMM_WORLD_SIZE": "Open MPI", "PMI_SIZE": "MPI"}
 
 
 def detected_cluster(environ) -> str | None:
@@ -116,19 +129,29 @@ def detected_cluster(environ) -> str | None:
 def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
   """Flags for training one grid across processes or as a job array."""
   group = parser.add_argument_group(
-      "several processes", "one sweep across hosts with jax.distributed (the arguments of"
-      " jax.distributed.initialize; found automatically under SLURM and Open MPI), or a job"
-      " array of independent shards")
-  group.add_argument("--coordinator", default=None, metavar="HOST:PORT",
-                     help="address of process 0's coordinator")
+    "several processes",
+    "one sweep across hosts with jax.distributed (the arguments of"
+    " jax.distributed.initialize; found automatically under SLURM and Open MPI), or a job"
+    " array of independent shards",
+  )
+  group.add_argument(
+    "--coordinator", default=None, metavar="HOST:PORT", help="address of process 0's coordinator"
+  )
   group.add_argument("--num-processes", type=int, default=None)
   group.add_argument("--process-id", type=int, default=None)
-  group.add_argument("--shard", default=None, metavar="I/N",
-                     help="train only shard I of N (0 <= I < N) of the grid's compiled programs,"
-                          " without collectives; then run once more without --shard, or with"
-                          " --report-only, to build the reports from every shard's records")
-  group.add_argument("--report-only", action="store_true",
-                     help="train nothing: analyse the finished runs and write the reports")
+  group.add_argument(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="train only shard I of N (0 <= I < N) of the grid's compiled programs,"
+    " without collectives; then run once more without --shard, or with"
+    " --report-only, to build the reports from every shard's records",
+  )
+  group.add_argument(
+    "--report-only",
+    action="store_true",
+    help="train nothing: analyse the finished runs and write the reports",
+  )
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -158,7 +181,9 @@ def init_distributed(args: argparse.Namespace) -> None:
   finds the rest.
   """
   import os
+
   import jax
+
   explicit = (args.coordinator, args.num_processes, args.process_id)
   if any(v is not None for v in explicit):
     if None in explicit:
@@ -178,6 +203,7 @@ def init_distributed(args: argparse.Namespace) -> None:
 def load_data_or_exit(cfg):
   """Loads ``cfg``'s dataset; a missing package, file or unknown name is refused with the reason."""
   from htsgd_jax.train import load_data
+
   try:
     return load_data(cfg)
   except (ValueError, ModuleNotFoundError, FileNotFoundError) as err:
@@ -213,6 +239,7 @@ def prepare_out_dir(path) -> pathlib.Path:
     True
   """
   import jax
+
   path = pathlib.Path(path)
   if jax.process_index() != 0:
     return path

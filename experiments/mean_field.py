@@ -46,16 +46,17 @@ from htsgd_jax.train import TrainConfig, Trainer, group_runs
 @dataclasses.dataclass(frozen=True)
 class MeanFieldConfig:
   """The experiment's grid and dynamics."""
+
   datasets: tuple[str, ...] = ("teacher_student", "ecg5000")
   widths: tuple[int, ...] = (30, 100, 300, 1000, 3000)
   alphas: tuple[float, ...] = (1.5, 1.75, 2.0)
   seeds: tuple[int, ...] = (1, 2, 3)
-  eta: float = 0.05          # per-unit step size η
-  steps: int = 400           # K; total time T = K η
-  sigma: float = 1.0         # noise scale: σ η^(1/α) per step, ~σ T^(1/α) in total
+  eta: float = 0.05  # per-unit step size η
+  steps: int = 400  # K; total time T = K η
+  sigma: float = 1.0  # noise scale: σ η^(1/α) per step, ~σ T^(1/α) in total
   batch_size: int = 100
   keep_fraction: float = 0.1  # κ
-  step_rule: str = "fixed"   # or "theorem"
+  step_rule: str = "fixed"  # or "theorem"
   reference_width: int = 30  # n_0 of the theorem rule
 
 
@@ -68,11 +69,23 @@ def run_configs(cfg: MeanFieldConfig, dataset: str, width: int) -> list[TrainCon
       eta = cfg.eta * (cfg.reference_width / width) ** (alpha / 2 + 1)
       steps = int(round(cfg.steps * cfg.eta / eta))
     for seed in cfg.seeds:
-      out.append(TrainConfig(
-          dataset=dataset, model="mean_field", width=width, freeze_classifier=True,
-          noise_type=3, alpha=alpha, sigma=cfg.sigma * width ** (-1 / alpha),
-          lr=eta * width, batch_size=cfg.batch_size, seed=seed, target_accuracy=None,
-          max_steps=steps, eval_every=max(steps // 4, 1)))
+      out.append(
+        TrainConfig(
+          dataset=dataset,
+          model="mean_field",
+          width=width,
+          freeze_classifier=True,
+          noise_type=3,
+          alpha=alpha,
+          sigma=cfg.sigma * width ** (-1 / alpha),
+          lr=eta * width,
+          batch_size=cfg.batch_size,
+          seed=seed,
+          target_accuracy=None,
+          max_steps=steps,
+          eval_every=max(steps // 4, 1),
+        )
+      )
   return out
 
 
@@ -84,59 +97,101 @@ def run(cfg: MeanFieldConfig, out: pathlib.Path, progress: bool = True) -> list[
   for name in cfg.datasets:
     dataset = load_dataset(name)
     for width in cfg.widths:
-      todo = [c for c in run_configs(cfg, name, width)
-              if (name, width, c.alpha, c.seed) not in done]
+      todo = [
+        c for c in run_configs(cfg, name, width) if (name, width, c.alpha, c.seed) not in done
+      ]
       for group in group_runs(todo):
         for r in Trainer(group, dataset).run(progress=progress):
           hidden = np.asarray(r.params["hidden_0"]["kernel"])
           norms = np.linalg.norm(hidden, axis=0)
-          results.append(dict(
-              dataset=name, width=width, alpha=r.config.alpha, seed=r.config.seed,
-              status=r.status, steps=r.steps, lr=r.config.lr,
+          results.append(
+            dict(
+              dataset=name,
+              width=width,
+              alpha=r.config.alpha,
+              seed=r.config.seed,
+              status=r.status,
+              steps=r.steps,
+              lr=r.config.lr,
               train_accuracy=r.final.get("train_accuracy"),
               test_accuracy=r.final.get("test_accuracy"),
               relative_error=float(pruning.keep_top_error(r.params, cfg.keep_fraction)),
               hill=tail_index.hill(norms, k=max(int(np.sqrt(width)), 3)) if width >= 16 else None,
-              column_norms=norms.tolist()))
+              column_norms=norms.tolist(),
+            )
+          )
       records.write_json(cache, results)  # after each width: a stop loses one width at most
-  return [r for r in results if r["dataset"] in cfg.datasets and r["width"] in cfg.widths
-          and r["alpha"] in cfg.alphas and r["seed"] in cfg.seeds]
+  return [
+    r
+    for r in results
+    if r["dataset"] in cfg.datasets
+    and r["width"] in cfg.widths
+    and r["alpha"] in cfg.alphas
+    and r["seed"] in cfg.seeds
+  ]
 
 
 def summarise(results: list[dict], cfg: MeanFieldConfig) -> dict:
   """Mean relative error per (dataset, α, width), and whether it falls with n."""
   table = {}
   for r in results:
-    table.setdefault((r["dataset"], r["alpha"]), {}).setdefault(r["width"], []).append(r["relative_error"])
+    table.setdefault((r["dataset"], r["alpha"]), {}).setdefault(r["width"], []).append(
+      r["relative_error"]
+    )
   summary = {}
   for (dataset, alpha), by_width in sorted(table.items()):
     widths = sorted(by_width)
     means = [float(np.mean(by_width[w])) for w in widths]
     # "Falls" means by more than 5%: float ties at α = 2 must not read as a trend.
-    summary[(dataset, alpha)] = dict(widths=widths, mean_error=means,
-                                     std_error=[float(np.std(by_width[w])) for w in widths],
-                                     decreases=means[-1] < 0.95 * means[0])
+    summary[(dataset, alpha)] = dict(
+      widths=widths,
+      mean_error=means,
+      std_error=[float(np.std(by_width[w])) for w in widths],
+      decreases=means[-1] < 0.95 * means[0],
+    )
   return summary
 
 
 def plot(results: list[dict], cfg: MeanFieldConfig, out: pathlib.Path) -> None:
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   colors = dict(zip(cfg.alphas, ["tab:red", "tab:orange", "tab:blue", "tab:green"]))
   summary = summarise(results, cfg)
-  fig, axes = plt.subplots(1, len(cfg.datasets), figsize=(5 * len(cfg.datasets), 3.8), squeeze=False)
+  fig, axes = plt.subplots(
+    1, len(cfg.datasets), figsize=(5 * len(cfg.datasets), 3.8), squeeze=False
+  )
   for ax, name in zip(axes[0], cfg.datasets):
     for alpha in cfg.alphas:
       s = summary.get((name, alpha))
       if not s:
         continue
-      errs = [[r["relative_error"] for r in results if (r["dataset"], r["alpha"], r["width"]) ==
-               (name, alpha, w)] for w in s["widths"]]
-      ax.errorbar(s["widths"], s["mean_error"], yerr=[np.std(e) for e in errs], marker="o",
-                  color=colors.get(alpha), capsize=3, label=f"α = {alpha:g}")
-    ax.set(xscale="log", yscale="log", xlabel="width n",
-           ylabel=f"‖Θ^(κn) − Θ‖ / ‖Θ‖, κ = {cfg.keep_fraction:g}", title=name)
+      errs = [
+        [
+          r["relative_error"]
+          for r in results
+          if (r["dataset"], r["alpha"], r["width"]) == (name, alpha, w)
+        ]
+        for w in s["widths"]
+      ]
+      ax.errorbar(
+        s["widths"],
+        s["mean_error"],
+        yerr=[np.std(e) for e in errs],
+        marker="o",
+        color=colors.get(alpha),
+        capsize=3,
+        label=f"α = {alpha:g}",
+      )
+    ax.set(
+      xscale="log",
+      yscale="log",
+      xlabel="width n",
+      ylabel=f"‖Θ^(κn) − Θ‖ / ‖Θ‖, κ = {cfg.keep_fraction:g}",
+      title=name,
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend()
   fig.tight_layout()
@@ -144,12 +199,19 @@ def plot(results: list[dict], cfg: MeanFieldConfig, out: pathlib.Path) -> None:
   plt.close(fig)
 
   n_max = max(cfg.widths)
-  fig, axes = plt.subplots(1, len(cfg.datasets), figsize=(5 * len(cfg.datasets), 3.8), squeeze=False)
+  fig, axes = plt.subplots(
+    1, len(cfg.datasets), figsize=(5 * len(cfg.datasets), 3.8), squeeze=False
+  )
   for ax, name in zip(axes[0], cfg.datasets):
     for alpha in cfg.alphas:
-      norms = np.concatenate([r["column_norms"] for r in results
-                              if (r["dataset"], r["alpha"], r["width"]) == (name, alpha, n_max)]
-                             or [[]])
+      norms = np.concatenate(
+        [
+          r["column_norms"]
+          for r in results
+          if (r["dataset"], r["alpha"], r["width"]) == (name, alpha, n_max)
+        ]
+        or [[]]
+      )
       if norms.size == 0:
         continue
       x = np.sort(norms)
@@ -158,8 +220,13 @@ def plot(results: list[dict], cfg: MeanFieldConfig, out: pathlib.Path) -> None:
       k = max(int(np.sqrt(x.size)), 3)
       a_hat = tail_index.hill(x, k=k)
       xs = np.geomspace(x[-k], x[-1], 20)
-      ax.loglog(xs, (k / x.size) * (xs / x[-k]) ** -a_hat, "--", color=colors.get(alpha),
-                label=f"Pareto fit, α̂ = {a_hat:.2f}")
+      ax.loglog(
+        xs,
+        (k / x.size) * (xs / x[-k]) ** -a_hat,
+        "--",
+        color=colors.get(alpha),
+        label=f"Pareto fit, α̂ = {a_hat:.2f}",
+      )
     ax.set(xlabel="column norm ‖w_j‖", ylabel="P(norm > x)", title=f"{name}, n = {n_max}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
@@ -167,16 +234,21 @@ def plot(results: list[dict], cfg: MeanFieldConfig, out: pathlib.Path) -> None:
   fig.savefig(out / "column_norms.png", dpi=120)
   plt.close(fig)
 
-  fig, axes = plt.subplots(1, len(cfg.datasets), figsize=(5 * len(cfg.datasets), 3.8), squeeze=False)
+  fig, axes = plt.subplots(
+    1, len(cfg.datasets), figsize=(5 * len(cfg.datasets), 3.8), squeeze=False
+  )
   for ax, name in zip(axes[0], cfg.datasets):
     for w in cfg.widths:
-      rs = [r for r in results if r["dataset"] == name and r["width"] == w and r["hill"] is not None]
+      rs = [
+        r for r in results if r["dataset"] == name and r["width"] == w and r["hill"] is not None
+      ]
       if rs:
         ax.scatter([r["alpha"] for r in rs], [r["hill"] for r in rs], label=f"n = {w}", s=18)
     ax.plot([1.4, 2.1], [1.4, 2.1], "k--", lw=1, label="α̂ = α")
     # Log scale: Gaussian columns give α̂ of 10–50, which would flatten α < 2.
-    ax.set(xlabel="injected α", ylabel="Hill estimate of the column-norm tail", title=name,
-           yscale="log")
+    ax.set(
+      xlabel="injected α", ylabel="Hill estimate of the column-norm tail", title=name, yscale="log"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   fig.tight_layout()
@@ -187,8 +259,10 @@ def plot(results: list[dict], cfg: MeanFieldConfig, out: pathlib.Path) -> None:
 def summary_markdown(results: list[dict], cfg: MeanFieldConfig) -> str:
   summary = summarise(results, cfg)
   widths = sorted({w for s in summary.values() for w in s["widths"]})
-  lines = ["| dataset | α | " + " | ".join(f"n={w}" for w in widths) + " | falls >5% with n |",
-           "|---|---|" + "---|" * len(widths) + "---|"]
+  lines = [
+    "| dataset | α | " + " | ".join(f"n={w}" for w in widths) + " | falls >5% with n |",
+    "|---|---|" + "---|" * len(widths) + "---|",
+  ]
   for (dataset, alpha), s in summary.items():
     by_w = dict(zip(s["widths"], s["mean_error"]))
     sd = dict(zip(s["widths"], s["std_error"]))
@@ -198,14 +272,19 @@ def summary_markdown(results: list[dict], cfg: MeanFieldConfig) -> str:
   for r in results:
     if r["hill"] is not None and r["width"] == max(widths):
       hill.setdefault((r["dataset"], r["alpha"]), []).append(r["hill"])
-  lines += ["", f"Hill estimate of the column-norm tail at n = {max(widths)} (mean over seeds):", ""]
+  lines += [
+    "",
+    f"Hill estimate of the column-norm tail at n = {max(widths)} (mean over seeds):",
+    "",
+  ]
   lines += [f"- {d}, α = {a:g}: α̂ = {np.mean(v):.2f}" for (d, a), v in sorted(hill.items())]
   return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   defaults = MeanFieldConfig()
   parser.add_argument("--datasets", nargs="+", default=list(defaults.datasets))
   parser.add_argument("--widths", type=int, nargs="+", default=list(defaults.widths))
@@ -219,10 +298,18 @@ def main(argv=None) -> int:
   parser.add_argument("--out", default="results/mean_field")
   parser.add_argument("--no-progress", action="store_true")
   args = parser.parse_args(argv)
-  cfg = MeanFieldConfig(datasets=tuple(args.datasets), widths=tuple(args.widths),
-                        alphas=tuple(args.alphas), seeds=tuple(args.seeds), eta=args.eta,
-                        steps=args.steps, sigma=args.sigma, batch_size=args.batch_size,
-                        keep_fraction=args.keep_fraction, step_rule=args.step_rule)
+  cfg = MeanFieldConfig(
+    datasets=tuple(args.datasets),
+    widths=tuple(args.widths),
+    alphas=tuple(args.alphas),
+    seeds=tuple(args.seeds),
+    eta=args.eta,
+    steps=args.steps,
+    sigma=args.sigma,
+    batch_size=args.batch_size,
+    keep_fraction=args.keep_fraction,
+    step_rule=args.step_rule,
+  )
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   try:
@@ -232,8 +319,10 @@ def main(argv=None) -> int:
   plot(results, cfg, out)
   text = summary_markdown(results, cfg)
   (out / "summary.md").write_text(text)
-  print(text + f"\nwritten to {out}/ (results.json, relative_error.png, column_norms.png,"
-        " tail_index.png, summary.md)")
+  print(
+    text + f"\nwritten to {out}/ (results.json, relative_error.png, column_norms.png,"
+    " tail_index.png, summary.md)"
+  )
   return 0
 
 

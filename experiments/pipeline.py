@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import pathlib
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -34,11 +34,30 @@ from htsgd_jax.train import TrainConfig, Trainer, broadcast_json, group_runs
 ANALYSIS_FILE = "analysis.json"
 MANIFEST_FILE = "manifest.json"
 CHECKPOINTS_DIR = ".checkpoints"
-CSV_FIELDS = ("experiment", "arm", "width", "seed", "status", "steps", "train_accuracy",
-              "test_accuracy", "fraction_pruned", "pruned_train_accuracy",
-              "pruned_test_accuracy", "relative_error", "hill_column_norms",
-              "mohammadi_weights", "top_column_energy", "noise_type", "alpha", "sigma", "lr", "batch_size",
-              "wall_time_s", "run_dir")
+CSV_FIELDS = (
+  "experiment",
+  "arm",
+  "width",
+  "seed",
+  "status",
+  "steps",
+  "train_accuracy",
+  "test_accuracy",
+  "fraction_pruned",
+  "pruned_train_accuracy",
+  "pruned_test_accuracy",
+  "relative_error",
+  "hill_column_norms",
+  "mohammadi_weights",
+  "top_column_energy",
+  "noise_type",
+  "alpha",
+  "sigma",
+  "lr",
+  "batch_size",
+  "wall_time_s",
+  "run_dir",
+)
 
 
 Run = tuple  # (arm, run_name, TrainConfig), as Experiment.runs() yields
@@ -59,8 +78,10 @@ def reports_due(label: str, shard: tuple[int, int] | None, report_only: bool = F
   if jax.process_index() != 0:
     return False
   if shard and not report_only:
-    print(f"[{label}] shard {shard[0]}/{shard[1]} done: once every shard is, run the same"
-          " command without --shard (or with --report-only) for the reports.")
+    print(
+      f"[{label}] shard {shard[0]}/{shard[1]} done: once every shard is, run the same"
+      " command without --shard (or with --report-only) for the reports."
+    )
     return False
   return True
 
@@ -93,8 +114,10 @@ def claim_out_dir(out: pathlib.Path, command: str, description: str) -> None:
     except records.DamagedFileError as err:
       usage_error(str(err))
     if owner != command:
-      usage_error(f"{out} holds the runs and reports of experiments.{owner}; writing"
-                  f" experiments.{command}'s reports there would mix them. Choose another --out.")
+      usage_error(
+        f"{out} holds the runs and reports of experiments.{owner}; writing"
+        f" experiments.{command}'s reports there would mix them. Choose another --out."
+      )
   records.write_json(path, dict(command=command, description=description))
 
 
@@ -106,13 +129,17 @@ def read_checked_record(run_dir_path: pathlib.Path, cfg: TrainConfig) -> dict | 
       return None
     stored = TrainConfig.from_dict(record.get("config", {}))
   except (records.DamagedFileError, ValueError, TypeError) as err:
-    usage_error(str(err) if isinstance(err, records.DamagedFileError) else
-                f"{run_dir_path / records.RECORD_FILE} holds no valid config ({err});"
-                f" {records.RETRAIN_HINT}.")
+    usage_error(
+      str(err)
+      if isinstance(err, records.DamagedFileError)
+      else f"{run_dir_path / records.RECORD_FILE} holds no valid config ({err});"
+      f" {records.RETRAIN_HINT}."
+    )
   if stored.identity() != cfg.identity():
     differences = "; ".join(records.config_differences(stored.identity(), cfg.identity()))
-    usage_error(f"{run_dir_path} holds a run of another config ({differences});"
-                f" {records.RETRAIN_HINT}.")
+    usage_error(
+      f"{run_dir_path} holds a run of another config ({differences}); {records.RETRAIN_HINT}."
+    )
   return record
 
 
@@ -134,10 +161,16 @@ def shard_of(runs: Sequence[Run], shard: tuple[int, int] | None) -> set[TrainCon
   return {c for i, group in enumerate(group_runs(configs)) if i % count == index for c in group}
 
 
-def train_missing(runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, label: str,
-                  progress: bool = True, force: bool = False,
-                  checkpoint_every_s: float = 300.0,
-                  shard: tuple[int, int] | None = None) -> str | None:
+def train_missing(
+  runs: Sequence[Run],
+  dataset: Dataset,
+  out: pathlib.Path,
+  label: str,
+  progress: bool = True,
+  force: bool = False,
+  checkpoint_every_s: float = 300.0,
+  shard: tuple[int, int] | None = None,
+) -> str | None:
   """Trains the runs that have no finished record, batched by compiled program.
 
   Each program's records are written as soon as it ends. On SIGINT/SIGTERM
@@ -151,28 +184,41 @@ def train_missing(runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, labe
   over all devices), and process 0 alone writes.
   """
   from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
+
   writer = jax.process_index() == 0
   by_fingerprint = {cfg.fingerprint(): cfg for _, _, cfg in runs}
   dirs = {cfg: run_dir(out, name, cfg) for _, name, cfg in runs}
   plan = None
   if writer:
     mine = shard_of(runs, shard)
-    todo = [cfg for cfg, d in dirs.items() if cfg in mine and (
-        force or not records.is_finished(d, read_checked_record(d, cfg)))]
+    todo = [
+      cfg
+      for cfg, d in dirs.items()
+      if cfg in mine and (force or not records.is_finished(d, read_checked_record(d, cfg)))
+    ]
     groups = _resumable_groups(out, by_fingerprint, todo) if todo and not force else []
     in_checkpoints = {c for g in groups for c in g}
     groups += group_runs([c for c in todo if c not in in_checkpoints])
-    plan = dict(todo=len(todo), total=len(mine),
-                groups=[[c.fingerprint() for c in g] for g in groups])
+    plan = dict(
+      todo=len(todo), total=len(mine), groups=[[c.fingerprint() for c in g] for g in groups]
+    )
     if todo:
-      print(f"[{label}] training {len(todo)} of {len(mine)} runs ({len(mine) - len(todo)}"
-            f" already finished) in {len(groups)} compiled program(s)"
-            + (f", shard {shard[0]}/{shard[1]}" if shard else ""))
+      print(
+        f"[{label}] training {len(todo)} of {len(mine)} runs ({len(mine) - len(todo)}"
+        f" already finished) in {len(groups)} compiled program(s)"
+        + (f", shard {shard[0]}/{shard[1]}" if shard else "")
+      )
   plan = broadcast_json(plan)  # every process trains the same programs
   if not plan["groups"]:
     return None
-  overall = tqdm(total=plan["todo"], disable=not (progress and writer), unit="run",
-                 desc=f"[{label}] runs", position=1, leave=True)
+  overall = tqdm(
+    total=plan["todo"],
+    disable=not (progress and writer),
+    unit="run",
+    desc=f"[{label}] runs",
+    position=1,
+    leave=True,
+  )
   try:
     for fingerprints in plan["groups"]:
       trainer = Trainer([by_fingerprint[f] for f in fingerprints], dataset)
@@ -180,16 +226,19 @@ def train_missing(runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, labe
       if force and writer:
         checkpoints.clear(checkpoint_dir)
       try:
-        results = trainer.run(progress=progress, checkpoint_dir=checkpoint_dir,
-                              checkpoint_every_s=checkpoint_every_s)
+        results = trainer.run(
+          progress=progress, checkpoint_dir=checkpoint_dir, checkpoint_every_s=checkpoint_every_s
+        )
       except records.DamagedFileError as err:
         usage_error(str(err))
       if writer:
         for r in results:
           records.write_run(dirs[r.config], r.record(), r.params)
-          overall.write(f"  {dirs[r.config].name}: {r.status} after {r.steps} steps,"
-                        f" train {r.final.get('train_accuracy', float('nan')):.2f}%,"
-                        f" test {r.final.get('test_accuracy', float('nan')):.2f}%")
+          overall.write(
+            f"  {dirs[r.config].name}: {r.status} after {r.steps} steps,"
+            f" train {r.final.get('train_accuracy', float('nan')):.2f}%,"
+            f" test {r.final.get('test_accuracy', float('nan')):.2f}%"
+          )
       overall.update(sum(r.status != "interrupted" for r in results))
       if trainer.stop_signal:
         if writer:
@@ -202,8 +251,9 @@ def train_missing(runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, labe
   return None
 
 
-def _resumable_groups(out: pathlib.Path, by_fingerprint: dict[str, TrainConfig],
-                      todo: list[TrainConfig]) -> list[list[TrainConfig]]:
+def _resumable_groups(
+  out: pathlib.Path, by_fingerprint: dict[str, TrainConfig], todo: list[TrainConfig]
+) -> list[list[TrainConfig]]:
   """Programs with a checkpoint under OUT whose runs all belong to this command."""
   groups, taken = [], set()
   for meta_path in sorted((out / CHECKPOINTS_DIR).glob(f"*/{checkpoints.META_FILE}")):
@@ -218,8 +268,9 @@ def _resumable_groups(out: pathlib.Path, by_fingerprint: dict[str, TrainConfig],
   return groups
 
 
-def analyse(runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, label: str,
-            prune_fraction: float = 0.1) -> list[dict]:
+def analyse(
+  runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, label: str, prune_fraction: float = 0.1
+) -> list[dict]:
   """Compression analysis of every finished run, cached in its directory."""
   rows, pending = [], defaultdict(list)
   for arm, name, cfg in runs:
@@ -235,16 +286,26 @@ def analyse(runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, label: str
   for same_model in pending.values():
     cfg = same_model[0][1]
     model = models.build_model(cfg.model, dataset.num_classes, cfg.width, cfg.depth)
-    apply = lambda p, x, model=model: model.apply({"params": p}, x)
+
+    def apply(p, x, model=model):
+      return model.apply({"params": p}, x)
+
     try:
       params = [records.read_params(path) for _, _, path, _ in same_model]
     except records.DamagedFileError as err:
       usage_error(str(err))
     print(f"[{label}] analysing {len(same_model)} runs of width {cfg.width}")
     for (arm, cfg, path, record), analysis in zip(
-        same_model, compression.analyze(apply, params, dataset, prune_fraction,
-                                        conv_column=cfg.conv_column,
-                                        eval_batch_size=cfg.eval_batch_size)):
+      same_model,
+      compression.analyze(
+        apply,
+        params,
+        dataset,
+        prune_fraction,
+        conv_column=cfg.conv_column,
+        eval_batch_size=cfg.eval_batch_size,
+      ),
+    ):
       analysis["prune_fraction"] = prune_fraction
       records.write_json(path / ANALYSIS_FILE, analysis)
       rows.append(_row(label, arm, cfg, path, record, analysis))
@@ -264,12 +325,23 @@ def _cached_analysis(path: pathlib.Path) -> dict | None:
 
 def _row(label, arm, cfg: TrainConfig, path, record, analysis) -> dict:
   final = record.get("final", {})
-  row = dict(experiment=label, arm=arm, width=cfg.width, seed=cfg.seed,
-             status=record["status"], steps=record["steps"],
-             train_accuracy=final.get("train_accuracy"), test_accuracy=final.get("test_accuracy"),
-             noise_type=cfg.noise_type, alpha=cfg.alpha, sigma=cfg.sigma, lr=cfg.lr,
-             batch_size=cfg.batch_size, wall_time_s=record.get("wall_time_s"),
-             run_dir=str(path))
+  row = dict(
+    experiment=label,
+    arm=arm,
+    width=cfg.width,
+    seed=cfg.seed,
+    status=record["status"],
+    steps=record["steps"],
+    train_accuracy=final.get("train_accuracy"),
+    test_accuracy=final.get("test_accuracy"),
+    noise_type=cfg.noise_type,
+    alpha=cfg.alpha,
+    sigma=cfg.sigma,
+    lr=cfg.lr,
+    batch_size=cfg.batch_size,
+    wall_time_s=record.get("wall_time_s"),
+    run_dir=str(path),
+  )
   row.update({k: analysis.get(k) for k in CSV_FIELDS if k in analysis})
   row["curve"] = analysis["curve"]
   row["column_norms"] = analysis["column_norms"]
@@ -309,50 +381,71 @@ def markdown_table(rows: list[dict]) -> str:
   layer's energy (the median over seeds, and the maximum): a share near 1
   explains a collapse (the rule then keeps that one column).
   """
-  head = ("| experiment | width | arm | runs (converged) | train acc. | test acc. |"
-          " pruned test acc. | fraction pruned (%) | collapsed | top column (median, max) |"
-          " rel. error | α̂ Hill (col. norms) |")
+  head = (
+    "| experiment | width | arm | runs (converged) | train acc. | test acc. |"
+    " pruned test acc. | fraction pruned (%) | collapsed | top column (median, max) |"
+    " rel. error | α̂ Hill (col. norms) |"
+  )
   lines = [head, "|" + "---|" * (head.count("|") - 1)]
   groups = defaultdict(list)
   for r in rows:
     groups[(r["experiment"], r["width"], r["arm"])].append(r)
-  for (exp, width, arm), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "plain")):
+  for (exp, width, arm), rs in sorted(
+    groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "plain")
+  ):
     converged = sum(r["status"] == "converged" for r in rs)
     lines.append(
-        f"| {exp} | {width} | {arm} | {len(rs)} ({converged}) | {_mean_std(r['train_accuracy'] for r in rs)}"
-        f" | {_mean_std(r['test_accuracy'] for r in rs)} | {_mean_std(r['pruned_test_accuracy'] for r in rs)}"
-        f" | {_mean_std(100 * r['fraction_pruned'] for r in rs)} | {sum(map(collapsed, rs))}"
-        f" | {_median_max([r.get('top_column_energy') for r in rs])}"
-        f" | {_mean_std(r['relative_error'] for r in rs)}"
-        f" | {_mean_std(r['hill_column_norms'] for r in rs)} |")
+      f"| {exp} | {width} | {arm} | {len(rs)} ({converged})"
+      f" | {_mean_std(r['train_accuracy'] for r in rs)}"
+      f" | {_mean_std(r['test_accuracy'] for r in rs)}"
+      f" | {_mean_std(r['pruned_test_accuracy'] for r in rs)}"
+      f" | {_mean_std(100 * r['fraction_pruned'] for r in rs)} | {sum(map(collapsed, rs))}"
+      f" | {_median_max([r.get('top_column_energy') for r in rs])}"
+      f" | {_mean_std(r['relative_error'] for r in rs)}"
+      f" | {_mean_std(r['hill_column_norms'] for r in rs)} |"
+    )
   return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
   """Pruning curves and column-norm survival functions, one panel per experiment."""
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   arms = sorted({r["arm"] for r in rows}, key=lambda a: (a != "plain", a))
   palette = ["tab:red", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink"]
-  colors = {a: "tab:blue" if a == "plain" else palette[i % len(palette)]
-            for i, a in enumerate(a for a in arms if a != "plain")}
+  colors = {
+    a: "tab:blue" if a == "plain" else palette[i % len(palette)]
+    for i, a in enumerate(a for a in arms if a != "plain")
+  }
   colors.setdefault("plain", "tab:blue")
   panels = sorted({(r["experiment"], r["width"]) for r in rows})
   paths = []
   fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
   for ax, (exp, width) in zip(axes[0], panels):
     for arm in arms:
-      curves = np.asarray([[c[1] for c in r["curve"]] for r in rows
-                           if (r["experiment"], r["width"], r["arm"]) == (exp, width, arm)])
+      curves = np.asarray(
+        [
+          [c[1] for c in r["curve"]]
+          for r in rows
+          if (r["experiment"], r["width"], r["arm"]) == (exp, width, arm)
+        ]
+      )
       if curves.size == 0:
         continue
-      x = [c[0] for c in next(r for r in rows if r["arm"] == arm and r["experiment"] == exp)["curve"]]
+      x = [
+        c[0] for c in next(r for r in rows if r["arm"] == arm and r["experiment"] == exp)["curve"]
+      ]
       curves = curves.reshape(len(curves), len(x))
       ax.plot(x, curves.mean(0), "o-", color=colors[arm], label=f"{arm} ({len(curves)} seeds)")
       ax.fill_between(x, curves.min(0), curves.max(0), color=colors[arm], alpha=0.2)
-    ax.set(title=f"{exp} (n={width})", xlabel="fraction of columns pruned (each hidden layer)",
-           ylabel="test accuracy (%)")
+    ax.set(
+      title=f"{exp} (n={width})",
+      xlabel="fraction of columns pruned (each hidden layer)",
+      ylabel="test accuracy (%)",
+    )
     ax.grid(alpha=0.3)
     ax.legend()
   fig.tight_layout()
@@ -363,16 +456,22 @@ def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
   fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
   for ax, (exp, width) in zip(axes[0], panels):
     for arm in arms:
-      norms = np.concatenate([np.asarray(r["column_norms"], float) for r in rows
-                              if (r["experiment"], r["width"], r["arm"]) == (exp, width, arm)]
-                             or [np.array([])])
+      norms = np.concatenate(
+        [
+          np.asarray(r["column_norms"], float)
+          for r in rows
+          if (r["experiment"], r["width"], r["arm"]) == (exp, width, arm)
+        ]
+        or [np.array([])]
+      )
       norms = np.sort(norms[norms > 0])
       if norms.size == 0:
         continue
       survival = 1.0 - np.arange(norms.size) / norms.size
       ax.loglog(norms, survival, color=colors[arm], label=arm)
-    ax.set(title=f"{exp} (n={width})", xlabel="column norm (first hidden layer)",
-           ylabel="P(norm > x)")
+    ax.set(
+      title=f"{exp} (n={width})", xlabel="column norm (first hidden layer)", ylabel="P(norm > x)"
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend()
   fig.tight_layout()
@@ -390,13 +489,16 @@ def report(rows: list[dict], out: pathlib.Path, stop_signal: str | None = None) 
   """
   if rows:
     table = write_outputs(rows, out)
-    print(f"\n{table}\nwritten to {out}/ (runs.csv, table.md, pruning_curves.png,"
-          " column_norms.png)")
+    print(
+      f"\n{table}\nwritten to {out}/ (runs.csv, table.md, pruning_curves.png, column_norms.png)"
+    )
   else:
     print("no finished runs yet.")
   if stop_signal:
-    print(f"{stop_signal}: rerun the same command to resume; finished runs and the"
-          " checkpoint of the program in flight are kept.")
+    print(
+      f"{stop_signal}: rerun the same command to resume; finished runs and the"
+      " checkpoint of the program in flight are kept."
+    )
   return exit_code(stop_signal)
 
 

@@ -27,16 +27,26 @@ import dataclasses
 import sys
 
 from experiments import pipeline
-from experiments.cli import (require_experiment_extras, add_distributed_flags, add_run_flags, check_or_exit,
-                             check_run_flags, init_distributed, load_data_or_exit, parse_shard,
-                             prepare_out_dir, usage_error)
+from experiments.cli import (
+  add_distributed_flags,
+  add_run_flags,
+  check_or_exit,
+  check_run_flags,
+  init_distributed,
+  load_data_or_exit,
+  parse_shard,
+  prepare_out_dir,
+  require_experiment_extras,
+  usage_error,
+)
 from experiments.presets import GROUPS, NAMES, get_experiments
 from htsgd_jax.train import check_fits
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("--preset", default="quick", help="preset name (see --list)")
   parser.add_argument("--list", action="store_true", help="list presets and exit")
   parser.add_argument("--out", default=None, help="output directory (default results/<preset>)")
@@ -66,8 +76,11 @@ def main(argv=None) -> int:
     if args.seeds:
       exp = dataclasses.replace(exp, seeds=tuple(args.seeds))
     cfg = exp.noisy
-    dataset = load_data_or_exit(dataclasses.replace(
-        cfg, data_dir=args.data_dir or cfg.data_dir, download=args.download or cfg.download))
+    dataset = load_data_or_exit(
+      dataclasses.replace(
+        cfg, data_dir=args.data_dir or cfg.data_dir, download=args.download or cfg.download
+      )
+    )
     check_or_exit(check_fits, cfg, dataset)
     plan.append((exp, dataset))
   out = prepare_out_dir(args.out or f"results/{args.preset.replace(':', '_')}")
@@ -77,15 +90,25 @@ def main(argv=None) -> int:
     if args.report_only or stop_signal:
       break
     try:
-      stop_signal = pipeline.train_missing(exp.runs(), dataset, out / exp.name, exp.name,
-                                           not args.no_progress, args.force,
-                                           args.checkpoint_every_s, shard)
+      stop_signal = pipeline.train_missing(
+        exp.runs(),
+        dataset,
+        out / exp.name,
+        exp.name,
+        not args.no_progress,
+        args.force,
+        args.checkpoint_every_s,
+        shard,
+      )
     except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
       stop_signal = "SIGINT"
   if not pipeline.reports_due(args.preset, shard, args.report_only):
     return pipeline.exit_code(stop_signal)
-  rows = [row for exp, dataset in plan for row in pipeline.analyse(
-      exp.runs(), dataset, out / exp.name, exp.name, exp.prune_fraction)]
+  rows = [
+    row
+    for exp, dataset in plan
+    for row in pipeline.analyse(exp.runs(), dataset, out / exp.name, exp.name, exp.prune_fraction)
+  ]
   return pipeline.report(rows, out, stop_signal)
 
 

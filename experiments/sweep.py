@@ -28,9 +28,20 @@ import math
 import sys
 
 from experiments import pipeline
-from experiments.cli import (require_experiment_extras, add_config_flags, add_distributed_flags, add_run_flags,
-                             check_or_exit, check_run_flags, config_from_args, init_distributed,
-                             load_data_or_exit, parse_shard, prepare_out_dir, usage_error)
+from experiments.cli import (
+  add_config_flags,
+  add_distributed_flags,
+  add_run_flags,
+  check_or_exit,
+  check_run_flags,
+  config_from_args,
+  init_distributed,
+  load_data_or_exit,
+  parse_shard,
+  prepare_out_dir,
+  require_experiment_extras,
+  usage_error,
+)
 from experiments.presets import get_experiments
 from htsgd_jax import pruning, stable
 from htsgd_jax.train import TrainConfig, check_fits
@@ -51,17 +62,26 @@ def grid_runs(base: TrainConfig, widths, seeds, alphas, sigmas, noise_types) -> 
     12
   """
   runs, seen = [], set()
-  for width, seed, alpha, sigma, noise_type in itertools.product(widths, seeds, alphas, sigmas,
-                                                                   noise_types):
+  for width, seed, alpha, sigma, noise_type in itertools.product(
+    widths, seeds, alphas, sigmas, noise_types
+  ):
     noisy = sigma > 0 and noise_type != 0
-    cfg = dataclasses.replace(base, width=width, seed=seed, alpha=alpha if noisy else base.alpha,
-                              sigma=sigma if noisy else 0.0,
-                              noise_type=noise_type if noisy else 0)
+    cfg = dataclasses.replace(
+      base,
+      width=width,
+      seed=seed,
+      alpha=alpha if noisy else base.alpha,
+      sigma=sigma if noisy else 0.0,
+      noise_type=noise_type if noisy else 0,
+    )
     if cfg in seen:
       continue
     seen.add(cfg)
-    name = (f"n{width}_t{noise_type}_a{alpha:g}_s{sigma:g}_seed{seed}" if noisy
-            else f"n{width}_plain_seed{seed}")
+    name = (
+      f"n{width}_t{noise_type}_a{alpha:g}_s{sigma:g}_seed{seed}"
+      if noisy
+      else f"n{width}_plain_seed{seed}"
+    )
     runs.append((arm_label(cfg), name, cfg))
   return runs
 
@@ -91,19 +111,30 @@ def check_grid(grid: dict[str, list]) -> None:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--preset", default=None,
-                      help="start from a preset's noisy config (flags below override the grid)")
+  parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    "--preset",
+    default=None,
+    help="start from a preset's noisy config (flags below override the grid)",
+  )
   parser.add_argument("--widths", type=int, nargs="+", default=None)
   parser.add_argument("--seeds", type=int, nargs="+", default=None)
   parser.add_argument("--alphas", type=float, nargs="+", default=None)
-  parser.add_argument("--sigmas", type=float, nargs="+", default=None,
-                      help="noise scales; 0 adds the plain-SGD arm")
+  parser.add_argument(
+    "--sigmas", type=float, nargs="+", default=None, help="noise scales; 0 adds the plain-SGD arm"
+  )
   parser.add_argument("--noise-types", type=int, nargs="+", default=None)
-  parser.add_argument("--prune-fraction", type=float, default=0.1,
-                      help="energy fraction of the pruning rule (default: %(default)s)")
-  parser.add_argument("--out", default=None, help="sweep directory (default results/sweep_<dataset>)")
+  parser.add_argument(
+    "--prune-fraction",
+    type=float,
+    default=0.1,
+    help="energy fraction of the pruning rule (default: %(default)s)",
+  )
+  parser.add_argument(
+    "--out", default=None, help="sweep directory (default results/sweep_<dataset>)"
+  )
   add_run_flags(parser, "retrain every run of the grid, replacing its files")
   add_distributed_flags(parser)
   add_config_flags(parser, TrainConfig, skip=GRID)
@@ -119,18 +150,29 @@ def main(argv=None) -> int:
     except ValueError as err:
       usage_error(str(err))
     base, label = exp.noisy, exp.name
-    defaults = dict(widths=[base.width], seeds=list(exp.seeds), alphas=[base.alpha],
-                    sigmas=[0.0, base.sigma], noise_types=[base.noise_type])
+    defaults = dict(
+      widths=[base.width],
+      seeds=list(exp.seeds),
+      alphas=[base.alpha],
+      sigmas=[0.0, base.sigma],
+      noise_types=[base.noise_type],
+    )
   else:
     base = config_from_args(TrainConfig, args)
     label = f"sweep_{base.dataset}"
-    defaults = dict(widths=[base.width], seeds=[1, 2, 3, 4, 5], alphas=[base.alpha],
-                    sigmas=[0.0, base.sigma], noise_types=[base.noise_type or 1])
+    defaults = dict(
+      widths=[base.width],
+      seeds=[1, 2, 3, 4, 5],
+      alphas=[base.alpha],
+      sigmas=[0.0, base.sigma],
+      noise_types=[base.noise_type or 1],
+    )
   grid = {k: getattr(args, k) or v for k, v in defaults.items()}
   check_grid(grid)
   try:
-    runs = grid_runs(base, grid["widths"], grid["seeds"], grid["alphas"], grid["sigmas"],
-                     grid["noise_types"])
+    runs = grid_runs(
+      base, grid["widths"], grid["seeds"], grid["alphas"], grid["sigmas"], grid["noise_types"]
+    )
   except ValueError as err:
     usage_error(str(err))
   dataset = load_data_or_exit(base)
@@ -140,8 +182,9 @@ def main(argv=None) -> int:
   stop_signal = None
   if not args.report_only:
     try:
-      stop_signal = pipeline.train_missing(runs, dataset, out, label, not args.no_progress,
-                                           args.force, args.checkpoint_every_s, shard)
+      stop_signal = pipeline.train_missing(
+        runs, dataset, out, label, not args.no_progress, args.force, args.checkpoint_every_s, shard
+      )
     except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
       stop_signal = "SIGINT"
   if not pipeline.reports_due(label, shard, args.report_only):

@@ -22,28 +22,40 @@ import argparse
 import json
 import sys
 
-from experiments.cli import (add_config_flags, add_run_flags, check_or_exit, check_run_flags,
-                             config_from_args, load_data_or_exit, prepare_out_dir, usage_error)
+from experiments.cli import (
+  add_config_flags,
+  add_run_flags,
+  check_or_exit,
+  check_run_flags,
+  config_from_args,
+  load_data_or_exit,
+  prepare_out_dir,
+  usage_error,
+)
 from experiments.pipeline import read_checked_record
 from htsgd_jax import checkpoints, interrupts, records
 from htsgd_jax.train import TrainConfig, Trainer, check_fits
-
 
 CHECKPOINT_DIR = "checkpoint"
 
 
 def default_out(cfg: TrainConfig) -> str:
   noise = f"t{cfg.noise_type}_a{cfg.alpha:g}_s{cfg.sigma:g}" if cfg.noisy else "plain"
-  return (f"results/{cfg.dataset}_{cfg.model}_n{cfg.width}_{noise}_seed{cfg.seed}"
-          f"-{cfg.fingerprint()}")
+  return (
+    f"results/{cfg.dataset}_{cfg.model}_n{cfg.width}_{noise}_seed{cfg.seed}-{cfg.fingerprint()}"
+  )
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   add_config_flags(parser, TrainConfig)
-  parser.add_argument("--out", default=None,
-                      help="run directory (default: results/<derived name>-<config fingerprint>)")
+  parser.add_argument(
+    "--out",
+    default=None,
+    help="run directory (default: results/<derived name>-<config fingerprint>)",
+  )
   add_run_flags(parser, "retrain even if OUT holds a finished run or a run of another config")
   args = parser.parse_args(argv)
   check_run_flags(args)
@@ -55,24 +67,39 @@ def main(argv=None) -> int:
   else:
     record = read_checked_record(out, cfg)
     if records.is_finished(out, record):
-      print(f"{out} already holds this run, finished ({record['status']});"
-            " pass --force to retrain.")
+      print(
+        f"{out} already holds this run, finished ({record['status']}); pass --force to retrain."
+      )
       return 0
   dataset = load_data_or_exit(cfg)
   check_or_exit(check_fits, cfg, dataset)
   trainer = Trainer([cfg], dataset)
   try:
-    result, = trainer.run(progress=not args.no_progress, checkpoint_dir=checkpoint_dir,
-                          checkpoint_every_s=args.checkpoint_every_s)
+    (result,) = trainer.run(
+      progress=not args.no_progress,
+      checkpoint_dir=checkpoint_dir,
+      checkpoint_every_s=args.checkpoint_every_s,
+    )
   except records.DamagedFileError as err:
     usage_error(str(err))
   records.write_run(out, result.record(), result.params)
-  print(json.dumps(dict(out=str(out), status=result.status, steps=result.steps,
-                        wall_time_s=round(result.wall_time_s, 1),
-                        **{k: round(v, 4) for k, v in result.final.items()}), indent=1))
+  print(
+    json.dumps(
+      dict(
+        out=str(out),
+        status=result.status,
+        steps=result.steps,
+        wall_time_s=round(result.wall_time_s, 1),
+        **{k: round(v, 4) for k, v in result.final.items()},
+      ),
+      indent=1,
+    )
+  )
   if trainer.stop_signal:
-    print(f"{trainer.stop_signal}: checkpoint in {checkpoint_dir}; rerun the same command to"
-          " resume.", file=sys.stderr)
+    print(
+      f"{trainer.stop_signal}: checkpoint in {checkpoint_dir}; rerun the same command to resume.",
+      file=sys.stderr,
+    )
     return interrupts.exit_code(trainer.stop_signal)
   checkpoints.clear(checkpoint_dir)
   return 0

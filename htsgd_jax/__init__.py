@@ -18,19 +18,40 @@ Example:
 
 from htsgd_jax.columns import as_columns, columns_shape, hidden_layer_mask
 from htsgd_jax.compression import analyze
-from htsgd_jax.noise import (HeavyTailedNoiseState, column_noise, heavy_tailed_noise,
-                             noisy_sgd)
-from htsgd_jax.pruning import (LayerPruning, column_norms, columns_to_prune, fraction_pruned,
-                               keep_top_error, prune, relative_error)
+from htsgd_jax.noise import HeavyTailedNoiseState, column_noise, heavy_tailed_noise, noisy_sgd
+from htsgd_jax.pruning import (
+  LayerPruning,
+  column_norms,
+  columns_to_prune,
+  fraction_pruned,
+  keep_top_error,
+  prune,
+  relative_error,
+)
 from htsgd_jax.stable import positive_stable, sub_gaussian_stable, symmetric_stable
 from htsgd_jax.tail_index import hill, mohammadi
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "HeavyTailedNoiseState", "LayerPruning", "analyze", "as_columns", "column_noise",
-    "column_norms", "columns_shape", "columns_to_prune", "fraction_pruned",
-    "heavy_tailed_noise", "hidden_layer_mask", "hill", "keep_top_error", "mohammadi",
-    "noisy_sgd", "positive_stable", "prune", "relative_error", "sub_gaussian_stable",
-    "symmetric_stable",
+  "HeavyTailedNoiseState",
+  "LayerPruning",
+  "analyze",
+  "as_columns",
+  "column_noise",
+  "column_norms",
+  "columns_shape",
+  "columns_to_prune",
+  "fraction_pruned",
+  "heavy_tailed_noise",
+  "hidden_layer_mask",
+  "hill",
+  "keep_top_error",
+  "mohammadi",
+  "noisy_sgd",
+  "positive_stable",
+  "prune",
+  "relative_error",
+  "sub_gaussian_stable",
+  "symmetric_stable",
 ]

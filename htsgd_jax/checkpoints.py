@@ -51,13 +51,22 @@ def save(directory, state, meta: dict[str, Any], step: int) -> pathlib.Path:
   directory = pathlib.Path(directory)
   leaves = jax.tree.leaves(jax.device_get(state))
   key_impls = {i: str(jax.random.key_impl(x)) for i, x in enumerate(leaves) if _is_key(x)}
-  arrays = {f"leaf_{i}": np.asarray(jax.random.key_data(x) if i in key_impls else x)
-            for i, x in enumerate(leaves)}
+  arrays = {
+    f"leaf_{i}": np.asarray(jax.random.key_data(x) if i in key_impls else x)
+    for i, x in enumerate(leaves)
+  }
   name = f"state-{step}.npz"
   records.atomic_write(directory / name, lambda f: np.savez(f, **arrays))
-  records.write_json(directory / META_FILE, dict(
-      meta, step=step, state_file=name, n_leaves=len(leaves),
-      key_impls={str(i): impl for i, impl in key_impls.items()}))
+  records.write_json(
+    directory / META_FILE,
+    dict(
+      meta,
+      step=step,
+      state_file=name,
+      n_leaves=len(leaves),
+      key_impls={str(i): impl for i, impl in key_impls.items()},
+    ),
+  )
   for old in directory.glob("state-*.npz"):
     if old.name != name:
       old.unlink(missing_ok=True)
@@ -84,22 +93,25 @@ def load(directory, template) -> tuple[Any, dict[str, Any]] | None:
   template_leaves, treedef = jax.tree.flatten(template)
   state_path = directory / str(meta.get("state_file", ""))
   if meta.get("n_leaves") != len(template_leaves):
-    raise records.DamagedFileError(meta_path, "it holds the state of another program",
-                                   RESTART_HINT)
+    raise records.DamagedFileError(meta_path, "it holds the state of another program", RESTART_HINT)
   try:
     with np.load(state_path) as npz:
       stored = [npz[f"leaf_{i}"] for i in range(len(template_leaves))]
   except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-    raise records.DamagedFileError(state_path, f"{type(err).__name__}: {err}",
-                                   RESTART_HINT) from None
+    raise records.DamagedFileError(
+      state_path, f"{type(err).__name__}: {err}", RESTART_HINT
+    ) from None
   leaves = []
   for i, (want, got) in enumerate(zip(template_leaves, stored)):
     impl = meta["key_impls"].get(str(i))
     leaf = jax.random.wrap_key_data(got, impl=impl) if impl else got
     if leaf.shape != want.shape or leaf.dtype != want.dtype:
       raise records.DamagedFileError(
-          state_path, f"array {i} is {leaf.dtype}{list(leaf.shape)}, the program's is"
-          f" {want.dtype}{list(want.shape)}", RESTART_HINT)
+        state_path,
+        f"array {i} is {leaf.dtype}{list(leaf.shape)}, the program's is"
+        f" {want.dtype}{list(want.shape)}",
+        RESTART_HINT,
+      )
     leaves.append(leaf)
   return jax.tree.unflatten(treedef, leaves), meta
 

@@ -21,13 +21,14 @@ selected. Users with other layouts pass their own mask.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Literal, Union
+from collections.abc import Callable
+from typing import Any, Literal
 
 import jax
 import numpy as np
 
 ConvColumn = Literal["filter", "kernel"]
-Mask = Union[Any, Callable[[Any], Any]]
+Mask = Any | Callable[[Any], Any]
 CLASSIFIER_NAME = "classifier"
 
 
@@ -36,15 +37,16 @@ def check_conv_column(conv_column: str) -> None:
 
   Example:
     >>> check_conv_column("filter")
-    >>> check_conv_column("row")
+    >>> check_conv_column("row")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: conv_column must be 'filter' (one column per output filter) or 'kernel' (one per input/output channel pair); got 'row'.
+    ValueError: conv_column must be 'filter' (one column per output filter) or 'kernel' ...
   """
   if conv_column not in ("filter", "kernel"):
     raise ValueError(
-        f"conv_column must be 'filter' (one column per output filter) or"
-        f" 'kernel' (one per input/output channel pair); got {conv_column!r}.")
+      f"conv_column must be 'filter' (one column per output filter) or"
+      f" 'kernel' (one per input/output channel pair); got {conv_column!r}."
+    )
 
 
 def columns_shape(shape: tuple[int, ...], conv_column: ConvColumn = "filter") -> tuple[int, int]:
@@ -126,8 +128,11 @@ def hidden_layer_mask(params) -> Any:
     {'classifier': {'bias': False, 'kernel': False}, 'hidden_0': {'kernel': True}}
   """
   leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-  kernels = [(i, path) for i, (path, leaf) in enumerate(leaves)
-             if _leaf_name(path) == "kernel" and np.ndim(leaf) >= 2]
+  kernels = [
+    (i, path)
+    for i, (path, leaf) in enumerate(leaves)
+    if _leaf_name(path) == "kernel" and np.ndim(leaf) >= 2
+  ]
   kernels.sort(key=lambda ip: natural_key(ip[1]))
   named = any(CLASSIFIER_NAME in path_names(path) for _, path in kernels)
   excluded = set()

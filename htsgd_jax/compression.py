@@ -14,7 +14,8 @@ For each run (params stacked along a leading seed axis and ``vmap``-ped):
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -47,17 +48,28 @@ def first_hidden_kernel(params, conv_column: str = "filter"):
     (3, 4)
   """
   mask = columns_lib.hidden_layer_mask(params)
-  chosen = [(path, leaf) for (path, leaf), use in zip(
-      jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(mask)) if use]
+  chosen = [
+    (path, leaf)
+    for (path, leaf), use in zip(
+      jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(mask)
+    )
+    if use
+  ]
   if not chosen:
     return None
   chosen.sort(key=lambda pl: columns_lib.natural_key(pl[0]))
   return columns_lib.as_columns(np.asarray(chosen[0][1]), conv_column)
 
 
-def analyze(apply_fn: Callable, params_list: Sequence[Any], dataset: Dataset,
-            fraction: float = 0.1, curve_fractions: Sequence[float] = CURVE_FRACTIONS,
-            conv_column: str = "filter", eval_batch_size: int = 2000) -> list[dict[str, Any]]:
+def analyze(
+  apply_fn: Callable,
+  params_list: Sequence[Any],
+  dataset: Dataset,
+  fraction: float = 0.1,
+  curve_fractions: Sequence[float] = CURVE_FRACTIONS,
+  conv_column: str = "filter",
+  eval_batch_size: int = 2000,
+) -> list[dict[str, Any]]:
   """Compression metrics for runs that share one architecture.
 
   Args:
@@ -92,8 +104,9 @@ def analyze(apply_fn: Callable, params_list: Sequence[Any], dataset: Dataset,
     (True, 2)
   """
   stacked = stack(params_list)
-  data = tuple(jnp.asarray(a) for a in (dataset.x_train, dataset.y_train,
-                                        dataset.x_test, dataset.y_test))
+  data = tuple(
+    jnp.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
+  )
 
   @jax.jit
   def energy_rule(params, data):
@@ -101,27 +114,37 @@ def analyze(apply_fn: Callable, params_list: Sequence[Any], dataset: Dataset,
       pruned, layers = pruning.prune(p, fraction, "energy", conv_column=conv_column)
       _, train_acc = evaluate(apply_fn, pruned, data[0], data[1], eval_batch_size)
       _, test_acc = evaluate(apply_fn, pruned, data[2], data[3], eval_batch_size)
-      per_layer = {k: l.n_pruned / l.n_columns for k, l in layers.items()}
-      return (pruning.fraction_pruned(p, layers), train_acc, test_acc,
-              pruning.relative_error(p, pruned), per_layer)
+      per_layer = {k: layer.n_pruned / layer.n_columns for k, layer in layers.items()}
+      return (
+        pruning.fraction_pruned(p, layers),
+        train_acc,
+        test_acc,
+        pruning.relative_error(p, pruned),
+        per_layer,
+      )
+
     return jax.vmap(one)(params)
 
   frac, train_acc, test_acc, rel_err, per_layer = jax.device_get(energy_rule(stacked, data))
   curve = []
   for f in curve_fractions:
+
     @jax.jit
     def count_rule(params, data, f=float(f)):
       def one(p):
         pruned, _ = pruning.prune(p, f, "count", conv_column=conv_column)
         return evaluate(apply_fn, pruned, data[2], data[3], eval_batch_size)[1]
+
       return jax.vmap(one)(params)
+
     curve.append(np.asarray(count_rule(stacked, data)))
 
   out = []
   for i, params in enumerate(params_list):
     kernel = first_hidden_kernel(params, conv_column)
     norms = np.linalg.norm(kernel, axis=0) if kernel is not None else np.array([])
-    out.append(dict(
+    out.append(
+      dict(
         fraction_pruned=float(frac[i]),
         pruned_train_accuracy=float(train_acc[i]),
         pruned_test_accuracy=float(test_acc[i]),
@@ -131,9 +154,11 @@ def analyze(apply_fn: Callable, params_list: Sequence[Any], dataset: Dataset,
         hill_column_norms=_safe(tail_index.hill, norms),
         mohammadi_weights=_safe(tail_index.mohammadi, kernel),
         column_norms=norms.tolist(),
-        top_column_energy=float((norms ** 2).max() / max((norms ** 2).sum(), 1e-30))
-        if norms.size else float("nan"),
-    ))
+        top_column_energy=float((norms**2).max() / max((norms**2).sum(), 1e-30))
+        if norms.size
+        else float("nan"),
+      )
+    )
   return out
 
 

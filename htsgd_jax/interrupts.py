@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -37,7 +37,6 @@ class StopRequest:
   @property
   def signal_name(self) -> str | None:
     return signal.Signals(self.signum).name if self.requested else None
-
 
 
 def exit_code(signal_name: str) -> int:

@@ -12,7 +12,7 @@ default ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, VGG convolutions
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -42,6 +42,7 @@ class FCN(nn.Module):
     >>> sorted(params), params["hidden_0"]["kernel"].shape
     (['classifier', 'hidden_0', 'hidden_1'], (784, 16))
   """
+
   width: int
   depth: int = 2
   num_classes: int = 10
@@ -52,10 +53,12 @@ class FCN(nn.Module):
       raise ValueError(f"depth counts hidden layers + 1 and must be >= 2; got {self.depth}.")
     x = x.reshape((x.shape[0], -1))
     for i in range(self.depth - 1):
-      x = nn.relu(nn.Dense(self.width, use_bias=False, kernel_init=torch_linear_init,
-                           name=f"hidden_{i}")(x))
-    return nn.Dense(self.num_classes, use_bias=False, kernel_init=torch_linear_init,
-                    name="classifier")(x)
+      x = nn.relu(
+        nn.Dense(self.width, use_bias=False, kernel_init=torch_linear_init, name=f"hidden_{i}")(x)
+      )
+    return nn.Dense(
+      self.num_classes, use_bias=False, kernel_init=torch_linear_init, name="classifier"
+    )(x)
 
 
 class MeanFieldNet(nn.Module):
@@ -72,6 +75,7 @@ class MeanFieldNet(nn.Module):
     >>> model.apply({"params": params}, jnp.ones((3, 5))).shape
     (3, 2)
   """
+
   width: int
   num_classes: int = 2
   classifier_init: nn.initializers.Initializer = nn.initializers.normal(1.0)
@@ -79,16 +83,35 @@ class MeanFieldNet(nn.Module):
   @nn.compact
   def __call__(self, x):
     x = x.reshape((x.shape[0], -1))
-    h = nn.relu(nn.Dense(self.width, use_bias=False,
-                         kernel_init=nn.initializers.normal(1.0 / jnp.sqrt(x.shape[-1])),
-                         name="hidden_0")(x))
-    out = nn.Dense(self.num_classes, use_bias=False, kernel_init=self.classifier_init,
-                   name="classifier")(h)
+    h = nn.relu(
+      nn.Dense(
+        self.width,
+        use_bias=False,
+        kernel_init=nn.initializers.normal(1.0 / jnp.sqrt(x.shape[-1])),
+        name="hidden_0",
+      )(x)
+    )
+    out = nn.Dense(
+      self.num_classes, use_bias=False, kernel_init=self.classifier_init, name="classifier"
+    )(h)
     return out / self.width
 
 
 VGG11_WIDE_CHANNELS: Sequence[int | str] = (
-    128, "M", 256, "M", 512, 512, "M", 1024, 1024, "M", 1024, 1024, "M")
+  128,
+  "M",
+  256,
+  "M",
+  512,
+  512,
+  "M",
+  1024,
+  1024,
+  "M",
+  1024,
+  1024,
+  "M",
+)
 
 
 class VGG11Wide(nn.Module):
@@ -104,6 +127,7 @@ class VGG11Wide(nn.Module):
     >>> params["conv_1"]["kernel"].shape
     (3, 3, 8, 16)
   """
+
   num_classes: int = 10
   channels: Sequence[int | str] = VGG11_WIDE_CHANNELS
 
@@ -114,12 +138,21 @@ class VGG11Wide(nn.Module):
       if c == "M":
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
       else:
-        x = nn.relu(nn.Conv(int(c), (3, 3), padding="SAME", use_bias=False,
-                            kernel_init=vgg_conv_init, name=f"conv_{i}")(x))
+        x = nn.relu(
+          nn.Conv(
+            int(c),
+            (3, 3),
+            padding="SAME",
+            use_bias=False,
+            kernel_init=vgg_conv_init,
+            name=f"conv_{i}",
+          )(x)
+        )
         i += 1
     x = x.mean(axis=(1, 2))
-    return nn.Dense(self.num_classes, use_bias=False, kernel_init=torch_linear_init,
-                    name="classifier")(x)
+    return nn.Dense(
+      self.num_classes, use_bias=False, kernel_init=torch_linear_init, name="classifier"
+    )(x)
 
 
 MODELS = ("fcn", "mean_field", "vgg11_wide")
@@ -154,4 +187,5 @@ def frozen_classifier_mask(params):
     {'classifier': {'kernel': False}, 'hidden_0': {'kernel': True}}
   """
   return jax.tree_util.tree_map_with_path(
-      lambda path, _: columns.CLASSIFIER_NAME not in columns.path_names(path), params)
+    lambda path, _: columns.CLASSIFIER_NAME not in columns.path_names(path), params
+  )

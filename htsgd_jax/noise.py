@@ -51,6 +51,7 @@ class HeavyTailedNoiseState(NamedTuple):
     >>> int(state.count)
     0
   """
+
   count: jax.Array
   key: jax.Array
 
@@ -79,9 +80,10 @@ def as_key(key) -> jax.Array:
   if dtype is not None and jnp.issubdtype(dtype, jnp.integer) and tuple(shape) == ():
     return jax.random.key(key)
   raise ValueError(
-      "key must be an int seed, a key from jax.random.key or a raw uint32 key"
-      f" from jax.random.PRNGKey; got {type(key).__name__} with dtype {dtype}"
-      f" and shape {shape}.")
+    "key must be an int seed, a key from jax.random.key or a raw uint32 key"
+    f" from jax.random.PRNGKey; got {type(key).__name__} with dtype {dtype}"
+    f" and shape {shape}."
+  )
 
 
 def check_noise_type(noise_type) -> None:
@@ -89,21 +91,23 @@ def check_noise_type(noise_type) -> None:
 
   Example:
     >>> check_noise_type(3)
-    >>> check_noise_type(0)
+    >>> check_noise_type(0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: noise_type must be 1 (one scalar per column), 2 (i.i.d. entries) or 3 (sub-Gaussian vector per column); got 0.
+    ValueError: noise_type must be 1 (one scalar per column), 2 (i.i.d. entries) or 3 ...
   """
   if not stable.is_concrete(noise_type):
     return
   if np.ndim(noise_type) != 0 or noise_type not in NOISE_TYPES:
     raise ValueError(
-        f"noise_type must be 1 (one scalar per column), 2 (i.i.d. entries) or"
-        f" 3 (sub-Gaussian vector per column); got {noise_type!r}.")
+      f"noise_type must be 1 (one scalar per column), 2 (i.i.d. entries) or"
+      f" 3 (sub-Gaussian vector per column); got {noise_type!r}."
+    )
 
 
-def column_noise(key, shape, alpha, noise_type: int, conv_column="filter",
-                 dtype=jnp.float32) -> jax.Array:
+def column_noise(
+  key, shape, alpha, noise_type: int, conv_column="filter", dtype=jnp.float32
+) -> jax.Array:
   """Draws unit-scale noise of one type for a kernel of ``shape``.
 
   Args:
@@ -129,9 +133,9 @@ def column_noise(key, shape, alpha, noise_type: int, conv_column="filter",
   check_noise_type(noise_type)
   d, n = columns_lib.columns_shape(tuple(shape), conv_column)
   draws = (
-      lambda: jnp.broadcast_to(stable.symmetric_stable(key, (1, n), alpha, dtype=dtype), (d, n)),
-      lambda: stable.symmetric_stable(key, (d, n), alpha, dtype=dtype),
-      lambda: stable.sub_gaussian_stable(key, (d, n), alpha, axis=0, dtype=dtype),
+    lambda: jnp.broadcast_to(stable.symmetric_stable(key, (1, n), alpha, dtype=dtype), (d, n)),
+    lambda: stable.symmetric_stable(key, (d, n), alpha, dtype=dtype),
+    lambda: stable.sub_gaussian_stable(key, (d, n), alpha, axis=0, dtype=dtype),
   )
   if stable.is_concrete(noise_type):
     noise = draws[int(noise_type) - 1]()
@@ -142,16 +146,15 @@ def column_noise(key, shape, alpha, noise_type: int, conv_column="filter",
   return noise.reshape(shape)
 
 
-
 def heavy_tailed_noise(
-    alpha,
-    sigma,
-    learning_rate: optax.ScalarOrSchedule,
-    noise_type: int = 1,
-    key: Any = 0,
-    mask: columns_lib.Mask | None = None,
-    conv_column: columns_lib.ConvColumn = "filter",
-    tail_clip: float | None = None,
+  alpha,
+  sigma,
+  learning_rate: optax.ScalarOrSchedule,
+  noise_type: int = 1,
+  key: Any = 0,
+  mask: columns_lib.Mask | None = None,
+  conv_column: columns_lib.ConvColumn = "filter",
+  tail_clip: float | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   """Adds ``sigma * lr**(1/alpha)``-scaled α-stable noise to hidden-layer updates.
 
@@ -255,14 +258,14 @@ def heavy_tailed_noise(
 
 
 def noisy_sgd(
-    learning_rate: optax.ScalarOrSchedule,
-    alpha,
-    sigma,
-    noise_type: int = 1,
-    key: Any = 0,
-    mask: columns_lib.Mask | None = None,
-    conv_column: columns_lib.ConvColumn = "filter",
-    tail_clip: float | None = None,
+  learning_rate: optax.ScalarOrSchedule,
+  alpha,
+  sigma,
+  noise_type: int = 1,
+  key: Any = 0,
+  mask: columns_lib.Mask | None = None,
+  conv_column: columns_lib.ConvColumn = "filter",
+  tail_clip: float | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   """SGD followed by heavy-tailed iterate noise: the paper's optimiser.
 
@@ -281,6 +284,6 @@ def noisy_sgd(
     ['alpha', 'key', 'learning_rate', 'noise_type', 'sigma']
   """
   return optax.chain(
-      optax.sgd(learning_rate),
-      heavy_tailed_noise(alpha, sigma, learning_rate, noise_type, key, mask, conv_column,
-                         tail_clip))
+    optax.sgd(learning_rate),
+    heavy_tailed_noise(alpha, sigma, learning_rate, noise_type, key, mask, conv_column, tail_clip),
+  )

@@ -85,17 +85,24 @@ class LayerPruning(NamedTuple):
   """Per-layer outcome (arrays gain a leading axis under vmap).
 
   Example:
-    >>> _, layers = prune({"hidden_0": {"kernel": jnp.eye(4)}, "classifier": {"kernel": jnp.ones((4, 2))}}, 0.5, "count")
+    >>> params = {"hidden_0": {"kernel": jnp.eye(4)}, "classifier": {"kernel": jnp.ones((4, 2))}}
+    >>> _, layers = prune(params, 0.5, "count")
     >>> layers["hidden_0/kernel"].n_columns, int(layers["hidden_0/kernel"].n_pruned)
     (4, 2)
   """
+
   n_columns: int
   n_pruned: jax.Array
   weights_per_column: int
 
 
-def prune(params, fraction: float = 0.1, rule: str = "energy", mask=None,
-          conv_column: columns_lib.ConvColumn = "filter") -> tuple[Any, dict[str, LayerPruning]]:
+def prune(
+  params,
+  fraction: float = 0.1,
+  rule: str = "energy",
+  mask=None,
+  conv_column: columns_lib.ConvColumn = "filter",
+) -> tuple[Any, dict[str, LayerPruning]]:
   """Zeroes the pruned columns of every hidden layer.
 
   Args:
@@ -146,10 +153,12 @@ def fraction_pruned(params, layers: dict[str, LayerPruning]) -> jax.Array:
     >>> float(fraction_pruned(p, layers))  # 2 of 4 columns of 2 weights, of 8
     0.5
   """
-  total = sum(int(np.prod(leaf.shape)) for path, leaf in
-              jax.tree_util.tree_flatten_with_path(params)[0]
-              if columns_lib.CLASSIFIER_NAME not in columns_lib.path_names(path))
-  removed = sum(l.n_pruned * l.weights_per_column for l in layers.values())
+  total = sum(
+    int(np.prod(leaf.shape))
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+    if columns_lib.CLASSIFIER_NAME not in columns_lib.path_names(path)
+  )
+  removed = sum(layer.n_pruned * layer.weights_per_column for layer in layers.values())
   return removed / total
 
 
@@ -157,8 +166,9 @@ def relative_error(params, pruned, mask=None) -> jax.Array:
   """``‖Θ − Θ_pruned‖_F / ‖Θ‖_F`` over all hidden layers together.
 
   Example:
-    >>> p = {"hidden_0": {"kernel": jnp.array([[3.0, 4.0]])}, "classifier": {"kernel": jnp.ones((2, 1))}}
-    >>> q = {"hidden_0": {"kernel": jnp.array([[0.0, 4.0]])}, "classifier": {"kernel": jnp.ones((2, 1))}}
+    >>> head = {"classifier": {"kernel": jnp.ones((2, 1))}}
+    >>> p = {"hidden_0": {"kernel": jnp.array([[3.0, 4.0]])}, **head}
+    >>> q = {"hidden_0": {"kernel": jnp.array([[0.0, 4.0]])}, **head}
     >>> round(float(relative_error(p, q)), 6)
     0.6
   """
@@ -166,18 +176,20 @@ def relative_error(params, pruned, mask=None) -> jax.Array:
   a = [x for x, c in zip(jax.tree.leaves(params), chosen) if c]
   b = [x for x, c in zip(jax.tree.leaves(pruned), chosen) if c]
   diff = sum(jnp.sum((x - y) ** 2) for x, y in zip(a, b))
-  return jnp.sqrt(diff / sum(jnp.sum(x ** 2) for x in a))
+  return jnp.sqrt(diff / sum(jnp.sum(x**2) for x in a))
 
 
-def keep_top_error(params, keep_fraction: float, mask=None,
-                   conv_column: columns_lib.ConvColumn = "filter") -> jax.Array:
+def keep_top_error(
+  params, keep_fraction: float, mask=None, conv_column: columns_lib.ConvColumn = "filter"
+) -> jax.Array:
   """``‖Θ^(κn) − Θ‖_F / ‖Θ‖_F`` when only the ``κn`` largest columns are kept.
 
   The quantity of the paper's theorem, over all hidden layers, with
   ``κ = keep_fraction`` (``floor((1 - κ) n)`` smallest columns removed).
 
   Example:
-    >>> p = {"hidden_0": {"kernel": jnp.array([[3.0, 4.0]])}, "classifier": {"kernel": jnp.ones((2, 1))}}
+    >>> head = {"classifier": {"kernel": jnp.ones((2, 1))}}
+    >>> p = {"hidden_0": {"kernel": jnp.array([[3.0, 4.0]])}, **head}
     >>> round(float(keep_top_error(p, 0.5)), 6)  # drop the 3: sqrt(9 / 25)
     0.6
   """

@@ -176,7 +176,7 @@ def read_json(path, hint: str = RETRAIN_HINT) -> Any:
     >>> read_json(path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    htsgd_jax.records.DamagedFileError: ... is damaged or not a run file (invalid JSON: ...); delete it, or pass --force to retrain.
+    htsgd_jax.records.DamagedFileError: ... is damaged or not a run file (invalid JSON: ...); ...
   """
   try:
     obj = json.loads(pathlib.Path(path).read_text())
@@ -197,8 +197,9 @@ def read_params(run_dir) -> dict:
   """
   path = pathlib.Path(run_dir) / PARAMS_FILE
   if not path.is_file():
-    raise FileNotFoundError(f"no {PARAMS_FILE} in {run_dir}: the run did not finish writing"
-                            " its parameters; rerun it.")
+    raise FileNotFoundError(
+      f"no {PARAMS_FILE} in {run_dir}: the run did not finish writing its parameters; rerun it."
+    )
   try:
     with np.load(path) as npz:
       return unflatten_params({k: npz[k] for k in npz.files})
@@ -217,8 +218,11 @@ def is_finished(run_dir, record: dict[str, Any] | None = None) -> bool:
     False
   """
   record = read_record(run_dir) if record is None else record
-  return bool(record) and record.get("status") in FINISHED and (
-      pathlib.Path(run_dir) / PARAMS_FILE).is_file()
+  return (
+    bool(record)
+    and record.get("status") in FINISHED
+    and (pathlib.Path(run_dir) / PARAMS_FILE).is_file()
+  )
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -228,5 +232,8 @@ def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     >>> config_differences({"lr": 0.01, "seed": 1}, {"lr": 0.05, "seed": 1})
     ['lr: 0.01 -> 0.05']
   """
-  return [f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}"
-          for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+  return [
+    f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}"
+    for k in sorted(set(old) | set(new))
+    if old.get(k) != new.get(k)
+  ]

@@ -45,7 +45,7 @@ concrete values are validated and raise ``ValueError``.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -89,8 +89,8 @@ def check_alpha(alpha, low: float = 0.0, high: float = 2.0, name: str = "alpha")
   if not np.all(np.isfinite(a)) or np.any(a <= low) or np.any(a > high):
     shown = a.item() if a.ndim == 0 else a.tolist()
     raise ValueError(
-        f"{name} must lie in ({low}, {high}] (the tail index of an α-stable"
-        f" law); got {shown}.")
+      f"{name} must lie in ({low}, {high}] (the tail index of an α-stable law); got {shown}."
+    )
 
 
 def check_scale(scale, name: str = "scale"):
@@ -152,8 +152,9 @@ def random_words(key: jax.Array, shape: Shape, dtype=jnp.float32) -> tuple[jax.A
 DITHER_BITS = 12
 
 
-def top_bit_and_fraction(words: jax.Array, dtype, dither_words: jax.Array | None = None
-                         ) -> tuple[jax.Array, jax.Array]:
+def top_bit_and_fraction(
+  words: jax.Array, dtype, dither_words: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
   """Splits random words into their top bit and a uniform fraction in (0, 1].
 
   The fraction is ``(k + r) / 2**(b-1)`` for the other ``b - 1`` bits ``k``,
@@ -179,7 +180,7 @@ def top_bit_and_fraction(words: jax.Array, dtype, dither_words: jax.Array | None
     offset = 0.5
   else:
     low = (dither_words & jnp.asarray((1 << DITHER_BITS) - 1, words.dtype)).astype(dtype)
-    offset = (low + 0.5) * (2.0 ** -DITHER_BITS)
+    offset = (low + 0.5) * (2.0**-DITHER_BITS)
   return top, (rest.astype(dtype) + offset) * (2.0 ** -(bits - 1))
 
 
@@ -212,8 +213,9 @@ def sin_0_to_pi(x: jax.Array) -> jax.Array:
   return y - y * y2 * poly
 
 
-def exponential_from_words(words: jax.Array, dtype, dither_words: jax.Array | None = None
-                           ) -> jax.Array:
+def exponential_from_words(
+  words: jax.Array, dtype, dither_words: jax.Array | None = None
+) -> jax.Array:
   """Exp(1) draws from random words, exact at both ends.
 
   ``W = -log U``: the top bit picks the half of ``U ~ U(0, 1)`` and the
@@ -240,8 +242,9 @@ def exponential_from_words(words: jax.Array, dtype, dither_words: jax.Array | No
   return jnp.where(~large & (h < 0.125), h * series, w)
 
 
-def symmetric_stable_from_words(angle_words: jax.Array, exponential_words: jax.Array,
-                                alpha, dtype=jnp.float32) -> jax.Array:
+def symmetric_stable_from_words(
+  angle_words: jax.Array, exponential_words: jax.Array, alpha, dtype=jnp.float32
+) -> jax.Array:
   """Unit-scale SαS draws (Chambers–Mallows–Stuck) from two random words each.
 
   The sampler behind :func:`symmetric_stable`, exposed so that tests can
@@ -275,8 +278,9 @@ def symmetric_stable_from_words(angle_words: jax.Array, exponential_words: jax.A
   return jnp.where(negative, -x, x)
 
 
-def positive_stable_from_words(angle_words: jax.Array, exponential_words: jax.Array,
-                               alpha, dtype=jnp.float32) -> jax.Array:
+def positive_stable_from_words(
+  angle_words: jax.Array, exponential_words: jax.Array, alpha, dtype=jnp.float32
+) -> jax.Array:
   """Unit-scale positive α-stable draws (Kanter), ``0 < alpha < 1``, from two words each.
 
   The sampler behind :func:`positive_stable`. ``U ~ U(0, pi)`` is ``e`` or
@@ -305,8 +309,9 @@ def positive_stable_from_words(angle_words: jax.Array, exponential_words: jax.Ar
   return jnp.exp(log_a)
 
 
-def symmetric_stable(key: jax.Array, shape: Shape = (), alpha=2.0, scale=1.0,
-                     dtype=jnp.float32) -> jax.Array:
+def symmetric_stable(
+  key: jax.Array, shape: Shape = (), alpha=2.0, scale=1.0, dtype=jnp.float32
+) -> jax.Array:
   """Draws symmetric α-stable (SαS) samples by Chambers–Mallows–Stuck.
 
   Characteristic function ``exp(-|scale t|**alpha)``; equals
@@ -338,8 +343,9 @@ def symmetric_stable(key: jax.Array, shape: Shape = (), alpha=2.0, scale=1.0,
   return (jnp.asarray(scale, cdtype) * x).astype(out_dtype)
 
 
-def positive_stable(key: jax.Array, shape: Shape = (), alpha=0.5, scale=1.0,
-                    dtype=jnp.float32) -> jax.Array:
+def positive_stable(
+  key: jax.Array, shape: Shape = (), alpha=0.5, scale=1.0, dtype=jnp.float32
+) -> jax.Array:
   """Draws totally skewed positive α-stable samples, ``0 < alpha <= 1``.
 
   Laplace transform ``E exp(-s A) = exp(-(scale s)**alpha)``. For
@@ -375,13 +381,15 @@ def positive_stable(key: jax.Array, shape: Shape = (), alpha=0.5, scale=1.0,
   out_dtype, cdtype, alpha = _prepare(alpha, scale, dtype, alpha_max=1.0)
   is_one = alpha >= 1.0
   a = jnp.where(is_one, 0.5, alpha)  # a safe value where the law is degenerate
-  x = jnp.where(is_one, 1.0, positive_stable_from_words(*random_words(key, shape, cdtype), a,
-                                                         cdtype))
+  x = jnp.where(
+    is_one, 1.0, positive_stable_from_words(*random_words(key, shape, cdtype), a, cdtype)
+  )
   return (jnp.asarray(scale, cdtype) * x).astype(out_dtype)
 
 
-def sub_gaussian_stable(key: jax.Array, shape: Shape, alpha=2.0, scale=1.0,
-                        axis: int = -1, dtype=jnp.float32) -> jax.Array:
+def sub_gaussian_stable(
+  key: jax.Array, shape: Shape, alpha=2.0, scale=1.0, axis: int = -1, dtype=jnp.float32
+) -> jax.Array:
   """Draws multivariate sub-Gaussian (elliptically contoured) SαS vectors.
 
   Each slice along ``axis`` is one vector ``sqrt(A) * G``: G is standard
@@ -416,8 +424,9 @@ def sub_gaussian_stable(key: jax.Array, shape: Shape, alpha=2.0, scale=1.0,
   axis = axis % len(shape) if shape else 0
   k_a, k_g = jax.random.split(key)
   mixing_shape = tuple(1 if i == axis else d for i, d in enumerate(shape))
-  mixing = positive_stable(k_a, mixing_shape, alpha / 2,
-                           scale=2 * jnp.asarray(scale, cdtype) ** 2, dtype=cdtype)
+  mixing = positive_stable(
+    k_a, mixing_shape, alpha / 2, scale=2 * jnp.asarray(scale, cdtype) ** 2, dtype=cdtype
+  )
   gauss = jax.random.normal(k_g, shape, cdtype)
   return (jnp.sqrt(mixing) * gauss).astype(out_dtype)
 
@@ -440,6 +449,9 @@ def scipy_levy_stable_params(law: str, alpha: float, scale: float = 1.0) -> dict
   if law == "symmetric":
     return dict(alpha=float(alpha), beta=0.0, scale=float(scale))
   if law == "positive":
-    return dict(alpha=float(alpha), beta=1.0,
-                scale=float(scale) * math.cos(math.pi * alpha / 2) ** (1 / alpha))
+    return dict(
+      alpha=float(alpha),
+      beta=1.0,
+      scale=float(scale) * math.cos(math.pi * alpha / 2) ** (1 / alpha),
+    )
   raise ValueError(f"law must be 'symmetric' or 'positive'; got {law!r}.")

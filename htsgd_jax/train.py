@@ -24,7 +24,9 @@ Which network the stop rule judges is ``converge_on``:
   last step's noise is held back: the un-noised iterate
   ``θ_k - lr ∇L(θ_k)`` is evaluated, and a run that stops there returns that
   un-noised network; a run that goes on keeps its noisy iterate. The presets
-  use it, to reproduce the authors' algorithm. Minibatches: a fresh permutation of the training set per epoch
+  use it, to reproduce the authors' algorithm.
+
+Minibatches: a fresh permutation of the training set per epoch
 (``drop_last``), from each run's own data key. A run's seed gives its key,
 split into (init, data, noise) keys, so noisy and plain runs with the same
 seed start from the same weights and see the same minibatches.
@@ -37,7 +39,8 @@ import hashlib
 import json
 import pathlib
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -45,13 +48,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.experimental import multihost_utils
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from htsgd_jax import checkpoints, interrupts, records
+from htsgd_jax import checkpoints, interrupts, records, stable
 from htsgd_jax import columns as columns_lib
 from htsgd_jax import models as models_lib
 from htsgd_jax import noise as noise_lib
-from htsgd_jax import stable
 from htsgd_jax.data import Dataset, load_dataset
 
 RUN_AXIS = "runs"
@@ -74,29 +77,39 @@ class TrainConfig:
     ...
     ValueError: alpha must lie in (0.0, 2.0] (the tail index of an α-stable law); got 2.5.
   """
-  dataset: str = _field("ecg5000", "dataset: ecg5000, mnist, cifar10, cifar100, digits,"
-                        " teacher_student, or tfds:NAME")
+
+  dataset: str = _field(
+    "ecg5000", "dataset: ecg5000, mnist, cifar10, cifar100, digits, teacher_student, or tfds:NAME"
+  )
   model: str = _field("fcn", "network: fcn, mean_field or vgg11_wide")
   width: int = _field(2000, "hidden width n (fcn, mean_field)")
   depth: int = _field(2, "fcn depth = hidden layers + 1, as in the reference code")
-  noise_type: int = _field(1, "0 = plain SGD; 1 = one SαS scalar per column; 2 = i.i.d."
-                           " entries; 3 = sub-Gaussian vector per column")
+  noise_type: int = _field(
+    1,
+    "0 = plain SGD; 1 = one SαS scalar per column; 2 = i.i.d."
+    " entries; 3 = sub-Gaussian vector per column",
+  )
   alpha: float = _field(1.75, "tail index α of the noise, in (0, 2]; 2 is Gaussian")
   sigma: float = _field(0.0, "noise scale σ >= 0; the noise is σ·lr^(1/α)·ξ; 0 = plain SGD")
   lr: float = _field(0.01, "learning rate")
   batch_size: int = _field(100, "minibatch size")
   seed: int = _field(1, "seed of initialisation, data order and noise")
-  target_accuracy: float | None = _field(95.0, "stop when train accuracy (percent) reaches"
-                                         " this; None trains for max_steps")
+  target_accuracy: float | None = _field(
+    95.0, "stop when train accuracy (percent) reaches this; None trains for max_steps"
+  )
   max_steps: int = _field(100_000, "stop after this many SGD steps")
   eval_every: int = _field(100, "steps between full train/test evaluations and stop checks")
   eval_batch_size: int = _field(2000, "batch size of evaluation passes (memory only)")
   conv_column: str = _field("filter", "conv kernels: one column per 'filter' or per 'kernel'")
-  tail_clip: float | None = _field(None, "clip each unit-scale noise draw to [-c, c]; None (or"
-                                   " none) keeps the exact α-stable law")
-  converge_on: str = _field("after_noise", "which network the stop rule judges and a stopped run"
-                            " returns: after_noise (the iterate) or before_noise (the last"
-                            " step without its noise, as the reference code)")
+  tail_clip: float | None = _field(
+    None, "clip each unit-scale noise draw to [-c, c]; None (or none) keeps the exact α-stable law"
+  )
+  converge_on: str = _field(
+    "after_noise",
+    "which network the stop rule judges and a stopped run"
+    " returns: after_noise (the iterate) or before_noise (the last"
+    " step without its noise, as the reference code)",
+  )
   freeze_classifier: bool = _field(False, "train only the hidden layers (mean-field theory)")
   train_subset: int | None = _field(None, "keep this many training examples (quick runs)")
   data_dir: str | None = _field(None, "TFDS data directory with prepared datasets")
@@ -123,18 +136,22 @@ class TrainConfig:
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}.")
     if self.model not in models_lib.MODELS:
-      raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(models_lib.MODELS)}.")
+      raise ValueError(
+        f"unknown model {self.model!r}; choose one of {', '.join(models_lib.MODELS)}."
+      )
     if self.model == "fcn" and self.depth < 2:
       raise ValueError(f"depth counts hidden layers + 1 and must be >= 2; got {self.depth}.")
     if self.target_accuracy is not None and not 0 < self.target_accuracy <= 100:
       raise ValueError(f"target_accuracy is a percentage in (0, 100]; got {self.target_accuracy}.")
     columns_lib.check_conv_column(self.conv_column)
     if self.tail_clip is not None and not (self.tail_clip > 0 and np.isfinite(self.tail_clip)):
-      raise ValueError(f"tail_clip must be None (the exact law) or a positive number;"
-                       f" got {self.tail_clip}.")
+      raise ValueError(
+        f"tail_clip must be None (the exact law) or a positive number; got {self.tail_clip}."
+      )
     if self.converge_on not in CONVERGE_ON:
-      raise ValueError(f"converge_on must be one of {', '.join(CONVERGE_ON)};"
-                       f" got {self.converge_on!r}.")
+      raise ValueError(
+        f"converge_on must be one of {', '.join(CONVERGE_ON)}; got {self.converge_on!r}."
+      )
 
   @property
   def noisy(self) -> bool:
@@ -170,7 +187,7 @@ class TrainConfig:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
   @classmethod
-  def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+  def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
     known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -195,8 +212,10 @@ def check_fits(cfg: TrainConfig, dataset: Dataset) -> None:
     ValueError: batch_size 500 exceeds the 100 training examples of teacher_student.
   """
   if cfg.batch_size > len(dataset.y_train):
-    raise ValueError(f"batch_size {cfg.batch_size} exceeds the {len(dataset.y_train)}"
-                     f" training examples of {dataset.name}.")
+    raise ValueError(
+      f"batch_size {cfg.batch_size} exceeds the {len(dataset.y_train)}"
+      f" training examples of {dataset.name}."
+    )
 
 
 def run_mesh(devices=None) -> jax.sharding.Mesh:
@@ -210,8 +229,9 @@ def run_mesh(devices=None) -> jax.sharding.Mesh:
     ('runs',)
   """
   devices = jax.devices() if devices is None else list(devices)
-  return jax.make_mesh((len(devices),), (RUN_AXIS,), devices=devices,
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.make_mesh(
+    (len(devices),), (RUN_AXIS,), devices=devices, axis_types=(jax.sharding.AxisType.Auto,)
+  )
 
 
 class RunState(NamedTuple):
@@ -221,12 +241,13 @@ class RunState(NamedTuple):
     >>> RunState._fields[:3]
     ('params', 'opt_state', 'perm')
   """
+
   params: Any
   opt_state: Any
-  perm: jax.Array          # this epoch's permutation of the training set
+  perm: jax.Array  # this epoch's permutation of the training set
   data_key: jax.Array
-  steps: jax.Array         # SGD steps applied to this run
-  active: jax.Array        # still training
+  steps: jax.Array  # SGD steps applied to this run
+  active: jax.Array  # still training
   diverged: jax.Array
 
 
@@ -237,12 +258,14 @@ class Hyper(NamedTuple):
     >>> Hyper(alpha=jnp.array([1.5, 2.0]), sigma=jnp.array([0.1, 0.0])).alpha.shape
     (2,)
   """
+
   alpha: jax.Array
   sigma: jax.Array
 
 
-def optimizer_parts(cfg: TrainConfig, alpha, sigma, noisy: bool, key=0
-                    ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+def optimizer_parts(
+  cfg: TrainConfig, alpha, sigma, noisy: bool, key=0
+) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
   """The step without noise (SGD, the classifier frozen if asked), and the noise.
 
   ``alpha`` and ``sigma`` may be traced; ``noisy`` is the static decision to
@@ -257,17 +280,29 @@ def optimizer_parts(cfg: TrainConfig, alpha, sigma, noisy: bool, key=0
   """
   base = optax.sgd(cfg.lr)
   if cfg.freeze_classifier:
-    base = optax.chain(base, optax.masked(
+    base = optax.chain(
+      base,
+      optax.masked(
         optax.set_to_zero(),
-        lambda p: jax.tree.map(lambda t: not t, models_lib.frozen_classifier_mask(p))))
+        lambda p: jax.tree.map(lambda t: not t, models_lib.frozen_classifier_mask(p)),
+      ),
+    )
   if not noisy:
     return base, optax.identity()
-  return base, noise_lib.heavy_tailed_noise(alpha, sigma, cfg.lr, cfg.noise_type or 1, key=key,
-                                            conv_column=cfg.conv_column,
-                                            tail_clip=cfg.tail_clip)
+  return base, noise_lib.heavy_tailed_noise(
+    alpha,
+    sigma,
+    cfg.lr,
+    cfg.noise_type or 1,
+    key=key,
+    conv_column=cfg.conv_column,
+    tail_clip=cfg.tail_clip,
+  )
 
 
-def make_optimizer(cfg: TrainConfig, alpha, sigma, noisy: bool, key=0) -> optax.GradientTransformation:
+def make_optimizer(
+  cfg: TrainConfig, alpha, sigma, noisy: bool, key=0
+) -> optax.GradientTransformation:
   """SGD, plus heavy-tailed noise when ``noisy``: ``optax.chain`` of :func:`optimizer_parts`.
 
   Example:
@@ -278,7 +313,9 @@ def make_optimizer(cfg: TrainConfig, alpha, sigma, noisy: bool, key=0) -> optax.
   return optax.chain(*optimizer_parts(cfg, alpha, sigma, noisy, key))
 
 
-def evaluate(apply_fn: Callable, params, x, y, batch_size: int = 2000) -> tuple[jax.Array, jax.Array]:
+def evaluate(
+  apply_fn: Callable, params, x, y, batch_size: int = 2000
+) -> tuple[jax.Array, jax.Array]:
   """Mean loss and accuracy (percent) over a whole dataset, in batches.
 
   Pure and jittable (``lax.map`` over padded batches), so it also runs under
@@ -295,7 +332,9 @@ def evaluate(apply_fn: Callable, params, x, y, batch_size: int = 2000) -> tuple[
   batch_size = min(batch_size, n)
   n_batches = -(-n // batch_size)
   pad = n_batches * batch_size - n
-  xb = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape((n_batches, batch_size) + x.shape[1:])
+  xb = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(
+    (n_batches, batch_size) + x.shape[1:]
+  )
   yb = jnp.pad(y, (0, pad)).reshape(n_batches, batch_size)
   valid = (jnp.arange(n_batches * batch_size) < n).reshape(n_batches, batch_size)
 
@@ -312,14 +351,23 @@ def evaluate(apply_fn: Callable, params, x, y, batch_size: int = 2000) -> tuple[
 
 def _tree_where(cond, new, old):
   """Leafwise ``where``; ``cond``'s axes are the leaves' leading axes (scalar or per run)."""
+
   def pick(a, b):
     return jnp.where(cond.reshape(cond.shape + (1,) * (a.ndim - cond.ndim)), a, b)
+
   return jax.tree.map(pick, new, old)
 
 
 def _all_finite(tree) -> jax.Array:
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-                            if jnp.issubdtype(x.dtype, jnp.floating)]))
+  return jnp.all(
+    jnp.stack(
+      [
+        jnp.all(jnp.isfinite(x))
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(x.dtype, jnp.floating)
+      ]
+    )
+  )
 
 
 @dataclasses.dataclass
@@ -331,6 +379,7 @@ class RunResult:
     >>> sorted(r.record())[:3]
     ['config', 'dataset', 'final']
   """
+
   config: TrainConfig
   status: str
   steps: int
@@ -341,9 +390,16 @@ class RunResult:
   dataset: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def record(self) -> dict[str, Any]:
-    return dict(config=self.config.to_dict(), status=self.status, steps=self.steps,
-                history=self.history, final=self.final, wall_time_s=self.wall_time_s,
-                dataset=self.dataset, versions=versions())
+    return dict(
+      config=self.config.to_dict(),
+      status=self.status,
+      steps=self.steps,
+      history=self.history,
+      final=self.final,
+      wall_time_s=self.wall_time_s,
+      dataset=self.dataset,
+      versions=versions(),
+    )
 
 
 def versions() -> dict[str, str]:
@@ -354,8 +410,14 @@ def versions() -> dict[str, str]:
     ['backend', 'devices', 'flax', 'jax', 'optax']
   """
   import flax
-  return dict(jax=jax.__version__, flax=flax.__version__, optax=optax.__version__,
-              backend=jax.default_backend(), devices=jax.device_count())
+
+  return dict(
+    jax=jax.__version__,
+    flax=flax.__version__,
+    optax=optax.__version__,
+    backend=jax.default_backend(),
+    devices=jax.device_count(),
+  )
 
 
 class Trainer:
@@ -371,21 +433,25 @@ class Trainer:
     ([40, 40], True)
   """
 
-  def __init__(self, configs: Sequence[TrainConfig], dataset: Dataset,
-               mesh: jax.sharding.Mesh | None = None):
+  def __init__(
+    self, configs: Sequence[TrainConfig], dataset: Dataset, mesh: jax.sharding.Mesh | None = None
+  ):
     if not configs:
       raise ValueError("no runs to train.")
     keys = {c.static_key() for c in configs}
     if len(keys) > 1 or len({c.noise_type for c in configs} - {0}) > 1:
-      raise ValueError("runs in one Trainer must share every setting except"
-                       f" {', '.join(TrainConfig.PER_RUN)}; group them first (see group_runs).")
+      raise ValueError(
+        "runs in one Trainer must share every setting except"
+        f" {', '.join(TrainConfig.PER_RUN)}; group them first (see group_runs)."
+      )
     self.configs = list(configs)
     self.cfg = next((c for c in configs if c.noise_type), configs[0])
     self.noisy = any(c.noisy for c in configs)
     self.dataset = dataset
     check_fits(self.cfg, dataset)
-    self.model: nn.Module = models_lib.build_model(self.cfg.model, dataset.num_classes,
-                                                   self.cfg.width, self.cfg.depth)
+    self.model: nn.Module = models_lib.build_model(
+      self.cfg.model, dataset.num_classes, self.cfg.width, self.cfg.depth
+    )
     self.mesh = mesh if mesh is not None else run_mesh()
     n_dev = self.mesh.devices.size
     self.n_runs = len(configs)
@@ -407,8 +473,15 @@ class Trainer:
       init_key, data_key, noise_key = jax.random.split(jax.random.key(seed), 3)
       params = self.model.init(init_key, sample_x)["params"]
       tx = make_optimizer(cfg, hyper.alpha, hyper.sigma, noisy, key=noise_key)
-      return RunState(params, tx.init(params), jax.random.permutation(data_key, n_train),
-                      data_key, jnp.zeros([], jnp.int32), jnp.array(True), jnp.array(False))
+      return RunState(
+        params,
+        tx.init(params),
+        jax.random.permutation(data_key, n_train),
+        data_key,
+        jnp.zeros([], jnp.int32),
+        jnp.array(True),
+        jnp.array(False),
+      )
 
     def step_one(state: RunState, hyper: Hyper, t, x, y) -> tuple[RunState, jax.Array, Any]:
       """One SGD step; also returns the un-noised iterate (dead code unless before_noise)."""
@@ -416,9 +489,10 @@ class Trainer:
       # t is shared by all runs, so this cond stays a cond under vmap.
       epoch, pos = t // self.steps_per_epoch, t % self.steps_per_epoch
       perm = jax.lax.cond(
-          (pos == 0) & (t > 0),
-          lambda: jax.random.permutation(jax.random.fold_in(state.data_key, epoch), n_train),
-          lambda: state.perm)
+        (pos == 0) & (t > 0),
+        lambda: jax.random.permutation(jax.random.fold_in(state.data_key, epoch), n_train),
+        lambda: state.perm,
+      )
       idx = jax.lax.dynamic_slice(perm, (pos * cfg.batch_size,), (cfg.batch_size,))
 
       def loss_fn(p):
@@ -431,9 +505,12 @@ class Trainer:
       updates, noise_state = noise_tx.update(updates, noise_state, state.params)
       params = optax.apply_updates(state.params, updates)
       go = state.active & (t < cfg.max_steps)
-      new = state._replace(params=_tree_where(go, params, state.params),
-                           opt_state=_tree_where(go, (base_state, noise_state), state.opt_state),
-                           perm=perm, steps=state.steps + go.astype(jnp.int32))
+      new = state._replace(
+        params=_tree_where(go, params, state.params),
+        opt_state=_tree_where(go, (base_state, noise_state), state.opt_state),
+        perm=perm,
+        steps=state.steps + go.astype(jnp.int32),
+      )
       return new, jnp.where(go, loss, jnp.nan), _tree_where(go, clean, state.params)
 
     def eval_one(state: RunState, data):
@@ -444,8 +521,9 @@ class Trainer:
 
     def stop_rule(state: RunState, metrics) -> RunState:
       diverged = state.active & ~(jnp.isfinite(metrics[0]) & _all_finite(state.params))
-      converged = (metrics[1] >= cfg.target_accuracy if cfg.target_accuracy is not None
-                   else jnp.array(False))
+      converged = (
+        metrics[1] >= cfg.target_accuracy if cfg.target_accuracy is not None else jnp.array(False)
+      )
       active = state.active & ~diverged & ~converged & (state.steps < cfg.max_steps)
       return state._replace(active=active, diverged=state.diverged | diverged)
 
@@ -471,16 +549,18 @@ class Trainer:
           s_next, loss, step_clean = step_runs(s, hyper, t, x_tr, y_tr)
           return (s_next, _tree_where(s_next.steps > s.steps, step_clean, clean)), loss
 
-        (states, clean), losses = jax.lax.scan(body_clean, (states, states.params),
-                                               t0 + jnp.arange(cfg.eval_every))
+        (states, clean), losses = jax.lax.scan(
+          body_clean, (states, states.params), t0 + jnp.arange(cfg.eval_every)
+        )
         metrics = jax.vmap(eval_one, in_axes=(0, None))(states._replace(params=clean), data)
         judged = jax.vmap(stop_rule)(states, metrics)
         # A run that stops here returns the network it was judged on.
         ended = states.active & ~judged.active & ~judged.diverged
         states = judged._replace(params=_tree_where(ended, clean, judged.params))
       # A diverged run keeps its last finite parameters.
-      states = states._replace(params=_tree_where(states.diverged & before.active,
-                                                  before.params, states.params))
+      states = states._replace(
+        params=_tree_where(states.diverged & before.active, before.params, states.params)
+      )
       return states, metrics, jnp.nanmean(losses, axis=0)
 
     def first_eval(states: RunState, data):
@@ -499,10 +579,11 @@ class Trainer:
     pad = [self.configs[-1]] * (self.n_padded - self.n_runs)
     runs = self.configs + pad
     seeds = jnp.asarray([c.seed for c in runs], jnp.uint32)
-    hyper = Hyper(jnp.asarray([c.alpha for c in runs], jnp.float32),
-                  jnp.asarray([c.sigma if c.noise_type else 0.0 for c in runs], jnp.float32))
-    return (jax.device_put(seeds, self._run_sharding),
-            jax.device_put(hyper, self._run_sharding))
+    hyper = Hyper(
+      jnp.asarray([c.alpha for c in runs], jnp.float32),
+      jnp.asarray([c.sigma if c.noise_type else 0.0 for c in runs], jnp.float32),
+    )
+    return (jax.device_put(seeds, self._run_sharding), jax.device_put(hyper, self._run_sharding))
 
   def fingerprint(self) -> str:
     """Identifies this program's runs and layout: only the same program resumes a checkpoint.
@@ -516,8 +597,9 @@ class Trainer:
     text = json.dumps([[c.fingerprint() for c in self.configs], self.n_padded])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-  def run(self, progress: bool = True, checkpoint_dir=None,
-          checkpoint_every_s: float = 300.0) -> list[RunResult]:
+  def run(
+    self, progress: bool = True, checkpoint_dir=None, checkpoint_every_s: float = 300.0
+  ) -> list[RunResult]:
     """Trains every run to its stop rule; returns one :class:`RunResult` per config.
 
     SIGINT (Ctrl-C) and SIGTERM stop the loop at the next evaluation: runs
@@ -531,57 +613,95 @@ class Trainer:
     the checkpoint once it has written the results (:func:`checkpoints.clear`).
     """
     cfg, ds = self.cfg, self.dataset
-    data = jax.device_put((jnp.asarray(ds.x_train), jnp.asarray(ds.y_train),
-                           jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)), self._replicated)
+    data = jax.device_put(
+      (
+        jnp.asarray(ds.x_train),
+        jnp.asarray(ds.y_train),
+        jnp.asarray(ds.x_test),
+        jnp.asarray(ds.y_test),
+      ),
+      self._replicated,
+    )
     seeds, hyper = self._per_run_inputs()
     resumed = self._restore(checkpoint_dir, seeds, hyper) if checkpoint_dir else None
     if resumed:
       states, t, history, elapsed, stop_time = resumed
     else:
       states, metrics = self._first_eval(self._init(seeds, hyper), data)
-      history = [dict(step=[], train_loss=[], train_accuracy=[], test_loss=[], test_accuracy=[],
-                      minibatch_loss=[]) for _ in range(self.n_runs)]
-      self._log(history, np.zeros(self.n_padded, int), np.ones(self.n_padded, bool),
-                to_host(metrics), np.full(self.n_padded, np.nan))
+      history = [
+        dict(
+          step=[],
+          train_loss=[],
+          train_accuracy=[],
+          test_loss=[],
+          test_accuracy=[],
+          minibatch_loss=[],
+        )
+        for _ in range(self.n_runs)
+      ]
+      self._log(
+        history,
+        np.zeros(self.n_padded, int),
+        np.ones(self.n_padded, bool),
+        to_host(metrics),
+        np.full(self.n_padded, np.nan),
+      )
       t, elapsed, stop_time = 0, 0.0, [None] * self.n_runs
     start = time.time() - elapsed  # time.time() - start: this group's training time so far
     last_save = time.time()
     writer = jax.process_index() == 0  # with several processes, process 0 writes
-    bar = _progress_bar(progress and writer, total=cfg.max_steps, initial=t, unit="step",
-                        dynamic_ncols=True,
-                        desc=f"{ds.name} {cfg.model} n={cfg.width} runs={self.n_runs}")
+    bar = _progress_bar(
+      progress and writer,
+      total=cfg.max_steps,
+      initial=t,
+      unit="step",
+      dynamic_ncols=True,
+      desc=f"{ds.name} {cfg.model} n={cfg.width} runs={self.n_runs}",
+    )
 
     def save():
       host_states = to_host(states)  # on every process: a collective
       if writer:
-        checkpoints.save(checkpoint_dir, host_states, dict(
-            fingerprint=self.fingerprint(), runs=[c.fingerprint() for c in self.configs], t=t,
-            history=history, elapsed_s=time.time() - start, stop_time_s=stop_time), step=t)
+        checkpoints.save(
+          checkpoint_dir,
+          host_states,
+          dict(
+            fingerprint=self.fingerprint(),
+            runs=[c.fingerprint() for c in self.configs],
+            t=t,
+            history=history,
+            elapsed_s=time.time() - start,
+            stop_time_s=stop_time,
+          ),
+          step=t,
+        )
 
     active = to_host(states.active)
     with interrupts.stop_requests() as stop:
       try:
-        while t < cfg.max_steps and active[:self.n_runs].any() and not any_process(stop.requested):
+        while t < cfg.max_steps and active[: self.n_runs].any() and not any_process(stop.requested):
           was_active = active
           states, metrics, mb_loss = self._chunk(states, hyper, jnp.int32(t), data)
           metrics, active, steps, mb_loss = to_host((metrics, states.active, states.steps, mb_loss))
           t = min(t + cfg.eval_every, cfg.max_steps)
           self._log(history, steps, was_active, metrics, mb_loss)
-          for i in np.flatnonzero(was_active[:self.n_runs] & ~active[:self.n_runs]):
+          for i in np.flatnonzero(was_active[: self.n_runs] & ~active[: self.n_runs]):
             stop_time[i] = time.time() - start
           bar.update(t - bar.n)
-          live = metrics[:self.n_runs][was_active[:self.n_runs]]
-          bar.set_postfix(loss=f"{_finite_mean(live[:, 0]):.4f}",
-                          train_acc=f"{_finite_mean(live[:, 1]):.2f}",
-                          test_acc=f"{_finite_mean(live[:, 3]):.2f}",
-                          active=int(active[:self.n_runs].sum()))
+          live = metrics[: self.n_runs][was_active[: self.n_runs]]
+          bar.set_postfix(
+            loss=f"{_finite_mean(live[:, 0]):.4f}",
+            train_acc=f"{_finite_mean(live[:, 1]):.2f}",
+            test_acc=f"{_finite_mean(live[:, 3]):.2f}",
+            active=int(active[: self.n_runs].sum()),
+          )
           # Process 0's clock decides, so that all processes save together.
           if checkpoint_dir and _broadcast_flag(time.time() - last_save >= checkpoint_every_s):
             save()
             last_save = time.time()
       finally:
         bar.close()
-    interrupted = any_process(stop.requested) and bool(active[:self.n_runs].any())
+    interrupted = any_process(stop.requested) and bool(active[: self.n_runs].any())
     self.stop_signal = (stop.signal_name or "SIGTERM") if interrupted else None
     if checkpoint_dir and interrupted:
       save()
@@ -604,15 +724,26 @@ class Trainer:
     states, meta = loaded
     if meta.get("fingerprint") != self.fingerprint():
       raise records.DamagedFileError(
-          pathlib.Path(checkpoint_dir) / checkpoints.META_FILE,
-          "it holds the state of other runs", checkpoints.RESTART_HINT)
-    history = [{k: [int(v) for v in vs] if k == "step" else [float(v) for v in vs]
-                for k, vs in h.items()} for h in meta["history"]]
+        pathlib.Path(checkpoint_dir) / checkpoints.META_FILE,
+        "it holds the state of other runs",
+        checkpoints.RESTART_HINT,
+      )
+    history = [
+      {k: [int(v) for v in vs] if k == "step" else [float(v) for v in vs] for k, vs in h.items()}
+      for h in meta["history"]
+    ]
     if jax.process_index() == 0:
-      print(f"resuming {self.n_runs} run(s) from their checkpoint at step {meta['t']}"
-            f" ({checkpoint_dir})")
-    return (self._to_runs(states), int(meta["t"]), history, float(meta["elapsed_s"]),
-            meta["stop_time_s"])
+      print(
+        f"resuming {self.n_runs} run(s) from their checkpoint at step {meta['t']}"
+        f" ({checkpoint_dir})"
+      )
+    return (
+      self._to_runs(states),
+      int(meta["t"]),
+      history,
+      float(meta["elapsed_s"]),
+      meta["stop_time_s"],
+    )
 
   def _to_runs(self, host_states):
     """Host arrays (keys included) onto the run sharding, also across processes.
@@ -620,11 +751,13 @@ class Trainer:
     Only host (numpy) data can be placed on devices of several processes, so
     keys go as key data and are wrapped again there.
     """
+
     def place(x):
       if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
         data = jax.device_put(np.asarray(jax.random.key_data(x)), self._run_sharding)
         return jax.random.wrap_key_data(data, impl=str(jax.random.key_impl(x)))
       return jax.device_put(np.asarray(x), self._run_sharding)
+
     return jax.tree.map(place, host_states)
 
   def _log(self, history, steps, was_active, metrics, mb_loss):
@@ -644,8 +777,11 @@ class Trainer:
       h = history[i]
       if host.diverged[i]:
         status = "diverged"
-      elif (c.target_accuracy is not None and h["train_accuracy"]
-            and h["train_accuracy"][-1] >= c.target_accuracy):
+      elif (
+        c.target_accuracy is not None
+        and h["train_accuracy"]
+        and h["train_accuracy"][-1] >= c.target_accuracy
+      ):
         status = "converged"
       elif host.active[i] and interrupted:
         status = "interrupted"
@@ -653,8 +789,9 @@ class Trainer:
         status = "max_steps"
       final = {k: v[-1] for k, v in h.items() if v and k != "step"}
       params = jax.tree.map(lambda x: np.asarray(x[i]), host.params)
-      out.append(RunResult(c, status, int(host.steps[i]), h, final, wall[i], params,
-                           self.dataset.metadata()))
+      out.append(
+        RunResult(c, status, int(host.steps[i]), h, final, wall[i], params, self.dataset.metadata())
+      )
     return out
 
 
@@ -679,6 +816,7 @@ def _progress_bar(show: bool, initial: int = 0, **kwargs):
   if show:
     try:
       from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
+
       return tqdm(initial=initial, **kwargs)
     except ModuleNotFoundError:
       pass
@@ -696,6 +834,7 @@ def to_host(tree):
     >>> to_host({"a": jnp.arange(3)})["a"].tolist()
     [0, 1, 2]
   """
+
   def one(x):
     if not isinstance(x, jax.Array) or x.is_fully_addressable:
       return jax.device_get(x)
@@ -703,6 +842,7 @@ def to_host(tree):
       data = multihost_utils.process_allgather(jax.random.key_data(x), tiled=True)
       return jax.random.wrap_key_data(data, impl=str(jax.random.key_impl(x)))
     return multihost_utils.process_allgather(x, tiled=True)
+
   return jax.tree.map(one, tree)
 
 
@@ -746,8 +886,7 @@ def _broadcast_checkpoint(loaded, template):
       shape = jax.eval_shape(jax.random.key_data, want).shape if is_key else want.shape
       value = np.zeros(shape, np.uint32 if is_key else want.dtype)
     value = np.asarray(multihost_utils.broadcast_one_to_all(value))
-    out.append(jax.random.wrap_key_data(value, impl=meta["key_impls"][str(i)]) if is_key
-               else value)
+    out.append(jax.random.wrap_key_data(value, impl=meta["key_impls"][str(i)]) if is_key else value)
   return jax.tree.unflatten(treedef, out), meta
 
 
@@ -800,8 +939,13 @@ def load_data(cfg: TrainConfig) -> Dataset:
     >>> load_data(TrainConfig(dataset="digits", train_subset=100)).x_train.shape
     (100, 8, 8, 1)
   """
-  return load_dataset(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
-                      source=cfg.data_source, train_subset=cfg.train_subset)
+  return load_dataset(
+    cfg.dataset,
+    data_dir=cfg.data_dir,
+    download=cfg.download,
+    source=cfg.data_source,
+    train_subset=cfg.train_subset,
+  )
 
 
 def train(cfg: TrainConfig, dataset: Dataset | None = None, progress: bool = True) -> RunResult:

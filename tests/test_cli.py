@@ -9,8 +9,21 @@ from experiments import train as train_cli
 from htsgd_jax import records
 from htsgd_jax.train import TrainConfig, Trainer
 
-SMALL = ["--dataset", "digits", "--width", "32", "--lr", "0.1", "--batch-size", "100",
-         "--max-steps", "20", "--eval-every", "10", "--no-progress"]
+SMALL = [
+  "--dataset",
+  "digits",
+  "--width",
+  "32",
+  "--lr",
+  "0.1",
+  "--batch-size",
+  "100",
+  "--max-steps",
+  "20",
+  "--eval-every",
+  "10",
+  "--no-progress",
+]
 
 
 def test_train_cli_writes_a_record_and_keeps_finished_runs(tmp_path, capsys):
@@ -23,27 +36,43 @@ def test_train_cli_writes_a_record_and_keeps_finished_runs(tmp_path, capsys):
   assert train_cli.main(noisy) == 0
   assert "already holds this run, finished" in capsys.readouterr().out
   # Another config in the same OUT is refused, saying what differs.
-  with pytest.raises(SystemExit, match=r"holds a run of another config \(.*noise_type: 3 -> 0")\
-       as refused:
+  with pytest.raises(
+    SystemExit, match=r"holds a run of another config \(.*noise_type: 3 -> 0"
+  ) as refused:
     train_cli.main(SMALL + ["--out", str(out)])
   assert refused.value.code == 2
 
 
-@pytest.mark.parametrize("flags, message", [
+@pytest.mark.parametrize(
+  "flags, message",
+  [
     (["--alpha", "0"], "alpha must lie in"),
     (["--sigma", "-0.5"], "sigma must be finite"),
     (["--dataset", "imagenet"], "unknown dataset"),
     (["--batch-size", "100000"], "exceeds the 1297 training examples"),
-])
+  ],
+)
 def test_train_cli_bad_input_exits_with_the_reason(tmp_path, flags, message):
   with pytest.raises(SystemExit, match=message):
     train_cli.main(SMALL + flags + ["--out", str(tmp_path / "x")])
 
 
 def test_reproduce_writes_outputs_and_reuses_finished_runs(tmp_path, monkeypatch, capsys):
-  tiny = presets.Experiment("digits_tiny", TrainConfig(
-      dataset="digits", width=32, noise_type=2, sigma=0.05, lr=0.1, batch_size=100,
-      target_accuracy=80.0, eval_every=10, max_steps=100), seeds=(1, 2))
+  tiny = presets.Experiment(
+    "digits_tiny",
+    TrainConfig(
+      dataset="digits",
+      width=32,
+      noise_type=2,
+      sigma=0.05,
+      lr=0.1,
+      batch_size=100,
+      target_accuracy=80.0,
+      eval_every=10,
+      max_steps=100,
+    ),
+    seeds=(1, 2),
+  )
   monkeypatch.setattr(reproduce, "get_experiments", lambda name: [tiny])
   argv = ["--preset", "tiny", "--out", str(tmp_path), "--no-progress"]
   assert reproduce.main(argv) == 0

@@ -41,8 +41,9 @@ def test_train_subset_is_fixed_and_validated():
     data.load_dataset("digits", train_subset=10**6)
 
 
-@pytest.mark.parametrize("name,channels,classes", [("cifar10", 3, 10), ("cifar100", 3, 100),
-                                                   ("mnist", 1, 10)])
+@pytest.mark.parametrize(
+  "name,channels,classes", [("cifar10", 3, 10), ("cifar100", 3, 100), ("mnist", 1, 10)]
+)
 def test_tfds_path_with_mock_data(name, channels, classes):
   with tfds.testing.mock_data(num_examples=16):
     ds = data.load_dataset(name, source="tfds")

@@ -20,9 +20,32 @@ from experiments import sweep
 from htsgd_jax import records
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-GRID = ["--dataset", "digits", "--lr", "0.1", "--batch-size", "100", "--eval-every", "10",
-        "--widths", "16", "32", "--seeds", "1", "2", "--sigmas", "0", "0.05", "--noise-types",
-        "2", "--max-steps", "40", "--target-accuracy", "none", "--no-progress"]
+GRID = [
+  "--dataset",
+  "digits",
+  "--lr",
+  "0.1",
+  "--batch-size",
+  "100",
+  "--eval-every",
+  "10",
+  "--widths",
+  "16",
+  "32",
+  "--seeds",
+  "1",
+  "2",
+  "--sigmas",
+  "0",
+  "0.05",
+  "--noise-types",
+  "2",
+  "--max-steps",
+  "40",
+  "--target-accuracy",
+  "none",
+  "--no-progress",
+]
 
 
 def _free_port() -> int:
@@ -32,10 +55,15 @@ def _free_port() -> int:
 
 
 def _start(argv):
-  env = dict(os.environ, PYTHONUNBUFFERED="1",
-             XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  return subprocess.Popen([sys.executable, "-m", "experiments.sweep", *argv], cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  env = dict(os.environ, PYTHONUNBUFFERED="1", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  return subprocess.Popen(
+    [sys.executable, "-m", "experiments.sweep", *argv],
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
 
 
 def _finish(proc):
@@ -54,16 +82,32 @@ def _same_results(a_dir, b_dir, atol):
   for a, b in zip(a_runs, b_runs):
     ra, rb = records.read_record(a), records.read_record(b)
     assert (ra["status"], ra["steps"]) == (rb["status"], rb["steps"]), a.name
-    pa, pb = records.flatten_params(records.read_params(a)), records.flatten_params(
-        records.read_params(b))
+    pa, pb = (
+      records.flatten_params(records.read_params(a)),
+      records.flatten_params(records.read_params(b)),
+    )
     for name in pa:
       np.testing.assert_allclose(pa[name], pb[name], rtol=0, atol=atol, err_msg=f"{a.name} {name}")
 
 
 def test_two_processes_equal_one_run_by_run_and_write_once(tmp_path):
   port = _free_port()
-  pair = [_start(GRID + ["--out", str(tmp_path / "two"), "--coordinator", f"127.0.0.1:{port}",
-                         "--num-processes", "2", "--process-id", str(i)]) for i in (0, 1)]
+  pair = [
+    _start(
+      GRID
+      + [
+        "--out",
+        str(tmp_path / "two"),
+        "--coordinator",
+        f"127.0.0.1:{port}",
+        "--num-processes",
+        "2",
+        "--process-id",
+        str(i),
+      ]
+    )
+    for i in (0, 1)
+  ]
   writer, other = (_finish(p) for p in pair)
   _finish(_start(GRID + ["--out", str(tmp_path / "one")]))
   # Across processes each device holds 2 of a program's 4 runs, in one process
@@ -76,8 +120,10 @@ def test_two_processes_equal_one_run_by_run_and_write_once(tmp_path):
 
 def _rows(out):
   with open(out / "runs.csv") as f:
-    return [{k: v for k, v in row.items() if k not in ("wall_time_s", "run_dir")}
-            for row in csv.DictReader(f)]
+    return [
+      {k: v for k, v in row.items() if k not in ("wall_time_s", "run_dir")}
+      for row in csv.DictReader(f)
+    ]
 
 
 def test_shards_merge_into_the_same_table(tmp_path, capsys):
@@ -93,11 +139,14 @@ def test_shards_merge_into_the_same_table(tmp_path, capsys):
   _same_results(shards, tmp_path / "whole", atol=0)
 
 
-@pytest.mark.parametrize("flags, message", [
+@pytest.mark.parametrize(
+  "flags, message",
+  [
     (["--shard", "2/2"], "0 <= I < N"),
     (["--shard", "half"], "--shard takes I/N"),
     (["--coordinator", "127.0.0.1:1"], "go together"),
-])
+  ],
+)
 def test_distributed_flags_are_checked(tmp_path, flags, message):
   with pytest.raises(SystemExit, match=message):
     sweep.main(GRID + flags + ["--out", str(tmp_path)])
@@ -108,14 +157,29 @@ def test_two_processes_resume_from_sigterm_bit_identical(tmp_path):
   # Process 0 reads the checkpoint and broadcasts it; the other needs no disk.
   import signal
   import time
+
   grid = [a if a != "40" else "1500" for a in GRID]
-  grid[grid.index("--widths") + 1: grid.index("--seeds")] = ["16"]
+  grid[grid.index("--widths") + 1 : grid.index("--seeds")] = ["16"]
 
   def pair(extra):
     port = _free_port()
-    return [_start(grid + extra + ["--out", str(tmp_path / "two"), "--coordinator",
-                                   f"127.0.0.1:{port}", "--num-processes", "2",
-                                   "--process-id", str(i)]) for i in (0, 1)]
+    return [
+      _start(
+        grid
+        + extra
+        + [
+          "--out",
+          str(tmp_path / "two"),
+          "--coordinator",
+          f"127.0.0.1:{port}",
+          "--num-processes",
+          "2",
+          "--process-id",
+          str(i),
+        ]
+      )
+      for i in (0, 1)
+    ]
 
   stopped = pair(["--checkpoint-every-s", "0"])
   deadline = time.time() + 120

@@ -42,8 +42,9 @@ def test_core_imports_and_trains_without_the_optional_packages():
   readme = (ROOT / "README.md").read_text()
   example = re.findall(r"```python\n(.*?)```", readme, flags=re.S)[0]
   code = HIDE + example + CORE.format(optional=OPTIONAL)
-  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                       timeout=300)
+  out = subprocess.run(
+    [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   assert "True" in out.stdout and "trained 10" in out.stdout
   assert "pip install 'htsgd-jax[data]'" in out.stdout

@@ -4,8 +4,9 @@ from experiments import mean_field
 
 
 def test_pruning_error_falls_with_width_only_for_heavy_tails(tmp_path):
-  cfg = mean_field.MeanFieldConfig(datasets=("teacher_student",), widths=(30, 1000),
-                                   alphas=(1.5, 2.0), seeds=(1, 2), steps=200)
+  cfg = mean_field.MeanFieldConfig(
+    datasets=("teacher_student",), widths=(30, 1000), alphas=(1.5, 2.0), seeds=(1, 2), steps=200
+  )
   results = mean_field.run(cfg, tmp_path, progress=False)
   assert len(results) == 2 * 2 * 2
   summary = mean_field.summarise(results, cfg)

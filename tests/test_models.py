@@ -46,7 +46,9 @@ def test_mean_field_scaling_and_freeze_mask():
 
 def test_vgg11_wide_layout():
   model = models.VGG11Wide(num_classes=10)
-  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))["params"]
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))[
+    "params"
+  ]
   chans = [128, 256, 512, 512, 1024, 1024, 1024, 1024]
   assert [shapes[f"conv_{i}"]["kernel"].shape[-1] for i in range(8)] == chans
   assert shapes["conv_0"]["kernel"].shape == (3, 3, 3, 128)

@@ -8,14 +8,13 @@ import pytest
 from scipy import stats
 
 import htsgd_jax
-from htsgd_jax import noise, stable
 
 
 def _params():
   return {
-      "hidden_0": {"kernel": jnp.ones((30, 400)), "bias": jnp.ones((400,))},
-      "hidden_1": {"kernel": jnp.ones((400, 300))},
-      "classifier": {"kernel": jnp.ones((300, 10))},
+    "hidden_0": {"kernel": jnp.ones((30, 400)), "bias": jnp.ones((400,))},
+    "hidden_1": {"kernel": jnp.ones((400, 300))},
+    "classifier": {"kernel": jnp.ones((300, 10))},
   }
 
 
@@ -28,8 +27,10 @@ def _noise_only(params, noise_type, alpha=1.5, sigma=1.0, lr=1.0, key=0, **kw):
 
 def test_readme_example_runs_under_jit():
   lr, key = 0.01, jax.random.key(0)
-  tx = optax.chain(optax.sgd(lr), htsgd_jax.heavy_tailed_noise(
-      alpha=1.75, sigma=0.003, learning_rate=lr, noise_type=1, key=key))
+  tx = optax.chain(
+    optax.sgd(lr),
+    htsgd_jax.heavy_tailed_noise(alpha=1.75, sigma=0.003, learning_rate=lr, noise_type=1, key=key),
+  )
   params = _params()
   state = tx.init(params)
   grads = jax.tree.map(jnp.ones_like, params)
@@ -40,8 +41,8 @@ def test_readme_example_runs_under_jit():
 
 def test_type1_is_one_scalar_per_column():
   n = np.asarray(_noise_only(_params(), 1)["hidden_1"]["kernel"])
-  assert np.all(n == n[:1])                      # constant down each column
-  assert len(np.unique(n[0])) == n.shape[1]      # distinct across columns
+  assert np.all(n == n[:1])  # constant down each column
+  assert len(np.unique(n[0])) == n.shape[1]  # distinct across columns
 
 
 def test_type2_is_iid_entries():
@@ -56,8 +57,9 @@ def test_type3_columns_are_scaled_gaussians():
   # Divide each column by its own RMS: type 3 leaves Gaussian entries
   # (kurtosis ~ 3), type 2's i.i.d. stable entries stay heavy-tailed.
   def pooled_kurtosis(n):
-    z = n / np.sqrt((n ** 2).mean(axis=0, keepdims=True))
+    z = n / np.sqrt((n**2).mean(axis=0, keepdims=True))
     return stats.kurtosis(z.ravel(), fisher=False)
+
   params = _params()
   k3 = pooled_kurtosis(np.asarray(_noise_only(params, 3)["hidden_1"]["kernel"]))
   k2 = pooled_kurtosis(np.asarray(_noise_only(params, 2)["hidden_1"]["kernel"]))
@@ -76,7 +78,9 @@ def test_scale_is_sigma_lr_pow_inverse_alpha(noise_type):
 
 
 def test_schedule_uses_the_current_learning_rate():
-  schedule = lambda count: jnp.where(count == 0, 1.0, 1e-6)
+  def schedule(count):
+    return jnp.where(count == 0, 1.0, 1e-6)
+
   tx = htsgd_jax.heavy_tailed_noise(1.5, 1.0, schedule, noise_type=2, key=0)
   params = _params()
   zeros = jax.tree.map(jnp.zeros_like, params)
@@ -91,18 +95,21 @@ def test_schedule_uses_the_current_learning_rate():
 
 def test_default_mask_spares_classifier_biases_and_first_conv():
   params = {
-      "conv_0": {"kernel": jnp.ones((3, 3, 3, 8))},
-      "conv_1": {"kernel": jnp.ones((3, 3, 8, 8))},
-      "hidden_0": {"kernel": jnp.ones((8, 16)), "bias": jnp.ones((16,))},
-      "norm": {"scale": jnp.ones((16,))},
-      "classifier": {"kernel": jnp.ones((16, 10))},
+    "conv_0": {"kernel": jnp.ones((3, 3, 3, 8))},
+    "conv_1": {"kernel": jnp.ones((3, 3, 8, 8))},
+    "hidden_0": {"kernel": jnp.ones((8, 16)), "bias": jnp.ones((16,))},
+    "norm": {"scale": jnp.ones((16,))},
+    "classifier": {"kernel": jnp.ones((16, 10))},
   }
   updates = _noise_only(params, 2)
   touched = jax.tree.map(lambda u: bool((u != 0).any()), updates)
   assert touched == {
-      "conv_0": {"kernel": False}, "conv_1": {"kernel": True},
-      "hidden_0": {"kernel": True, "bias": False}, "norm": {"scale": False},
-      "classifier": {"kernel": False}}
+    "conv_0": {"kernel": False},
+    "conv_1": {"kernel": True},
+    "hidden_0": {"kernel": True, "bias": False},
+    "norm": {"scale": False},
+    "classifier": {"kernel": False},
+  }
 
 
 def test_unnamed_classifier_is_the_last_kernel_in_natural_order():
@@ -113,13 +120,15 @@ def test_unnamed_classifier_is_the_last_kernel_in_natural_order():
 
 
 def test_conv_filter_and_kernel_columns():
-  params = {"conv_0": {"kernel": jnp.ones((3, 3, 1, 2))},
-            "conv_1": {"kernel": jnp.ones((3, 3, 4, 5))},
-            "classifier": {"kernel": jnp.ones((5, 2))}}
+  params = {
+    "conv_0": {"kernel": jnp.ones((3, 3, 1, 2))},
+    "conv_1": {"kernel": jnp.ones((3, 3, 4, 5))},
+    "classifier": {"kernel": jnp.ones((5, 2))},
+  }
   per_filter = np.asarray(_noise_only(params, 1, conv_column="filter")["conv_1"]["kernel"])
-  assert np.all(per_filter == per_filter[:1, :1, :1, :])        # one value per filter
+  assert np.all(per_filter == per_filter[:1, :1, :1, :])  # one value per filter
   per_kernel = np.asarray(_noise_only(params, 1, conv_column="kernel")["conv_1"]["kernel"])
-  assert np.all(per_kernel == per_kernel[:1, :1, :, :])         # one per (c_in, c_out)
+  assert np.all(per_kernel == per_kernel[:1, :1, :, :])  # one per (c_in, c_out)
   assert len(np.unique(per_kernel)) == 4 * 5
 
 
@@ -175,8 +184,10 @@ def _mlp_loss(params, x, y):
 
 def test_sigma_zero_is_plain_sgd_bit_for_bit():
   key = jax.random.key(0)
-  params = {"hidden_0": {"kernel": jax.random.normal(key, (8, 32))},
-            "classifier": {"kernel": jax.random.normal(key, (32, 3))}}
+  params = {
+    "hidden_0": {"kernel": jax.random.normal(key, (8, 32))},
+    "classifier": {"kernel": jax.random.normal(key, (32, 3))},
+  }
   x = jax.random.normal(jax.random.key(1), (64, 8))
   y = jnp.arange(64) % 3
 
@@ -186,6 +197,7 @@ def test_sigma_zero_is_plain_sgd_bit_for_bit():
       g = jax.grad(_mlp_loss)(p, x, y)
       u, s = tx.update(g, s, p)
       return optax.apply_updates(p, u), s
+
     p, s = params, tx.init(params)
     for _ in range(20):
       p, s = step(p, s)
@@ -198,13 +210,18 @@ def test_sigma_zero_is_plain_sgd_bit_for_bit():
 
 def test_noise_changes_training_but_stays_finite():
   tx = htsgd_jax.noisy_sgd(0.1, alpha=1.75, sigma=0.01, noise_type=1, key=5)
-  params = {"hidden_0": {"kernel": jnp.zeros((8, 32))}, "classifier": {"kernel": jnp.zeros((32, 3))}}
+  params = {
+    "hidden_0": {"kernel": jnp.zeros((8, 32))},
+    "classifier": {"kernel": jnp.zeros((32, 3))},
+  }
   updates, _ = jax.jit(tx.update)(params, tx.init(params), params)
   assert bool(jnp.isfinite(updates["hidden_0"]["kernel"]).all())
   assert bool((updates["hidden_0"]["kernel"] != 0).any())
 
 
-@pytest.mark.parametrize("kwargs, message", [
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [
     (dict(alpha=2.5), "alpha must lie in"),
     (dict(alpha=0.0), "alpha must lie in"),
     (dict(sigma=-0.1), "sigma must be finite"),
@@ -212,7 +229,8 @@ def test_noise_changes_training_but_stays_finite():
     (dict(conv_column="row"), "conv_column must be"),
     (dict(learning_rate=-1.0), "learning_rate must be finite"),
     (dict(key="seed"), "key must be"),
-])
+  ],
+)
 def test_bad_arguments_raise_clear_errors(kwargs, message):
   args = dict(alpha=1.5, sigma=0.1, learning_rate=0.1, noise_type=1, key=0) | kwargs
   with pytest.raises(ValueError, match=message):
@@ -223,9 +241,11 @@ def test_bad_arguments_raise_clear_errors(kwargs, message):
 def test_tail_clip_bounds_the_draws_and_leaves_the_body_alone():
   params = _params()
   exact = np.asarray(_noise_only(params, 2, alpha=1.2, key=5)["hidden_1"]["kernel"])
-  clipped = np.asarray(_noise_only(params, 2, alpha=1.2, key=5, tail_clip=10.0)["hidden_1"]["kernel"])
-  assert np.abs(exact).max() > 100            # the exact law has far kicks here ...
-  assert np.abs(clipped).max() == 10.0        # ... the clipped one stops at the bound
+  clipped = np.asarray(
+    _noise_only(params, 2, alpha=1.2, key=5, tail_clip=10.0)["hidden_1"]["kernel"]
+  )
+  assert np.abs(exact).max() > 100  # the exact law has far kicks here ...
+  assert np.abs(clipped).max() == 10.0  # ... the clipped one stops at the bound
   inside = np.abs(exact) < 10
   assert inside.mean() > 0.9
   np.testing.assert_array_equal(clipped[inside], exact[inside])
@@ -238,8 +258,17 @@ def test_tail_clip_must_be_positive():
 
 
 # ------------------------------------------------- traced values, optax wrappers
-@pytest.mark.parametrize("alpha,sigma", [(2.5, 1.0), (0.0, 1.0), (float("nan"), 1.0),
-                                         (1.5, -1.0), (1.5, float("nan")), (1.5, float("inf"))])
+@pytest.mark.parametrize(
+  "alpha,sigma",
+  [
+    (2.5, 1.0),
+    (0.0, 1.0),
+    (float("nan"), 1.0),
+    (1.5, -1.0),
+    (1.5, float("nan")),
+    (1.5, float("inf")),
+  ],
+)
 def test_out_of_range_traced_alpha_or_sigma_give_nan_not_inf_or_zero(alpha, sigma):
   params = _params()
 
@@ -258,15 +287,19 @@ def test_out_of_range_traced_alpha_or_sigma_give_nan_not_inf_or_zero(alpha, sigm
 def test_inject_hyperparams_with_alpha_sigma_and_lr_injected():
   params = _params()
   grads = jax.tree.map(jnp.zeros_like, params)
-  tx = optax.inject_hyperparams(htsgd_jax.noisy_sgd)(learning_rate=1.0, alpha=1.5, sigma=1.0,
-                                                      noise_type=2, key=7)
+  tx = optax.inject_hyperparams(htsgd_jax.noisy_sgd)(
+    learning_rate=1.0, alpha=1.5, sigma=1.0, noise_type=2, key=7
+  )
   state = tx.init(params)
   updates, state = jax.jit(tx.update)(grads, state, params)
   # The same draw as the plain transform with the same seed and settings (up to
   # float32 rounding: a traced alpha is not constant-folded).
-  np.testing.assert_allclose(updates["hidden_1"]["kernel"],
-                             _noise_only(params, 2, alpha=1.5, key=7)["hidden_1"]["kernel"],
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    updates["hidden_1"]["kernel"],
+    _noise_only(params, 2, alpha=1.5, key=7)["hidden_1"]["kernel"],
+    rtol=1e-5,
+    atol=1e-5,
+  )
   # Changing an injected hyperparameter changes the next step, without rebuilding.
   state.hyperparams["sigma"] = jnp.asarray(0.0)
   updates, state = jax.jit(tx.update)(grads, state, params)

@@ -33,7 +33,7 @@ def test_energy_rule_keeps_the_error_below_the_fraction():
     assert err2 <= f + 1e-6
     # ...and one more column would exceed it.
     n = int(layers["hidden_0/kernel"].n_pruned)
-    sq = np.sort(np.asarray(jnp.sum(w ** 2, axis=0)))
+    sq = np.sort(np.asarray(jnp.sum(w**2, axis=0)))
     assert sq[: n + 1].sum() / sq.sum() > f
 
 
@@ -47,8 +47,12 @@ def test_count_rule_and_full_pruning():
 
 
 def test_parameter_accounting_excludes_only_the_classifier():
-  params = {"hidden_0": {"kernel": jnp.ones((4, 10))}, "hidden_1": {"kernel": jnp.ones((10, 10))},
-            "norm": {"scale": jnp.ones(10)}, "classifier": {"kernel": jnp.ones((10, 3))}}
+  params = {
+    "hidden_0": {"kernel": jnp.ones((4, 10))},
+    "hidden_1": {"kernel": jnp.ones((10, 10))},
+    "norm": {"scale": jnp.ones(10)},
+    "classifier": {"kernel": jnp.ones((10, 3))},
+  }
   _, layers = pruning.prune(params, 0.5, rule="count")
   # removed: 5 columns of 4 + 5 columns of 10 = 70, of 40 + 100 + 10 = 150.
   assert float(pruning.fraction_pruned(params, layers)) == pytest.approx(70 / 150)
@@ -56,8 +60,11 @@ def test_parameter_accounting_excludes_only_the_classifier():
 
 def test_conv_filters_are_columns():
   k = jnp.ones((3, 3, 2, 4)) * jnp.array([1.0, 0.01, 2.0, 3.0])
-  params = {"conv_0": {"kernel": jnp.ones((3, 3, 1, 2))}, "conv_1": {"kernel": k},
-            "classifier": {"kernel": jnp.ones((4, 2))}}
+  params = {
+    "conv_0": {"kernel": jnp.ones((3, 3, 1, 2))},
+    "conv_1": {"kernel": k},
+    "classifier": {"kernel": jnp.ones((4, 2))},
+  }
   # Filter squared norms ∝ 1, 1e-4, 4, 9: the two smallest hold 7% of the energy.
   pruned, layers = pruning.prune(params, 0.1)
   assert int(layers["conv_1/kernel"].n_pruned) == 2
@@ -71,9 +78,10 @@ def test_pruning_vmaps_over_seeds():
   ws = symmetric_stable(jax.random.key(1), (3, 20, 50), 1.2)
   params = {"hidden_0": {"kernel": ws}, "classifier": {"kernel": jnp.ones((3, 50, 2))}}
   batched = jax.vmap(lambda p: pruning.fraction_pruned(p, pruning.prune(p)[1]))(params)
-  single = [float(pruning.fraction_pruned(p, pruning.prune(p)[1]))
-            for p in ({"hidden_0": {"kernel": w}, "classifier": {"kernel": jnp.ones((50, 2))}}
-                      for w in ws)]
+  single = [
+    float(pruning.fraction_pruned(p, pruning.prune(p)[1]))
+    for p in ({"hidden_0": {"kernel": w}, "classifier": {"kernel": jnp.ones((50, 2))}} for w in ws)
+  ]
   np.testing.assert_allclose(np.asarray(batched), single, rtol=1e-6)
 
 

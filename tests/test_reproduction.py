@@ -29,10 +29,15 @@ def _compare(preset, seeds, tmp_path):
   for r in rows:  # every collapse has one cause: a column holding most of the energy
     if pipeline.collapsed(r):
       assert r["top_column_energy"] > 0.5, r
-  kept = {arm: [r for r in rows if r["arm"] == arm and not pipeline.collapsed(r)]
-          for arm in ("plain", "noisy")}
+  kept = {
+    arm: [r for r in rows if r["arm"] == arm and not pipeline.collapsed(r)]
+    for arm in ("plain", "noisy")
+  }
   assert kept["noisy"], "every noisy run collapsed"
-  mean = lambda arm, key: float(np.mean([r[key] for r in kept[arm]]))
+
+  def mean(arm, key):
+    return float(np.mean([r[key] for r in kept[arm]]))
+
   return mean
 
 

@@ -22,10 +22,33 @@ from htsgd_jax import checkpoints, records
 from htsgd_jax.train import Trainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-DIGITS = ["--dataset", "digits", "--lr", "0.1", "--batch-size", "100", "--eval-every", "10",
-          "--no-progress"]
-SMALL_SWEEP = DIGITS + ["--widths", "16", "--seeds", "1", "2", "--sigmas", "0", "0.05",
-                        "--noise-types", "2", "--max-steps", "20", "--target-accuracy", "none"]
+DIGITS = [
+  "--dataset",
+  "digits",
+  "--lr",
+  "0.1",
+  "--batch-size",
+  "100",
+  "--eval-every",
+  "10",
+  "--no-progress",
+]
+SMALL_SWEEP = DIGITS + [
+  "--widths",
+  "16",
+  "--seeds",
+  "1",
+  "2",
+  "--sigmas",
+  "0",
+  "0.05",
+  "--noise-types",
+  "2",
+  "--max-steps",
+  "20",
+  "--target-accuracy",
+  "none",
+]
 
 
 def _rows(out):
@@ -64,19 +87,27 @@ def test_record_of_another_config_in_a_run_directory_is_refused(tmp_path):
   record = records.read_record(run)
   record["config"]["max_steps"] = 999  # a foreign record
   records.write_json(run / records.RECORD_FILE, record)
-  _refused(sweep.main, SMALL_SWEEP + ["--out", str(tmp_path)],
-           rf"{run.name} holds a run of another config \(max_steps: 999 -> 20\)")
+  _refused(
+    sweep.main,
+    SMALL_SWEEP + ["--out", str(tmp_path)],
+    rf"{run.name} holds a run of another config \(max_steps: 999 -> 20\)",
+  )
 
 
 def test_reproduce_refuses_a_sweep_directory(tmp_path, monkeypatch):
   assert sweep.main(SMALL_SWEEP + ["--out", str(tmp_path)]) == 0
   _no_training(monkeypatch)
-  _refused(reproduce.main, ["--preset", "ecg5000_fcn:quick", "--out", str(tmp_path)],
-           "holds the runs and reports of experiments.sweep")
+  _refused(
+    reproduce.main,
+    ["--preset", "ecg5000_fcn:quick", "--out", str(tmp_path)],
+    "holds the runs and reports of experiments.sweep",
+  )
 
 
 # ------------------------------------------------------- refused before work
-@pytest.mark.parametrize("flags, message", [
+@pytest.mark.parametrize(
+  "flags, message",
+  [
     (["--sigmas", "-1"], "--sigmas must be finite and >= 0; got -1.0"),
     (["--sigmas", "nan"], "--sigmas must be finite and >= 0; got nan"),
     (["--alphas", "2.5"], r"--alphas must lie in \(0.0, 2.0\]"),
@@ -86,7 +117,8 @@ def test_reproduce_refuses_a_sweep_directory(tmp_path, monkeypatch):
     (["--prune-fraction", "2"], r"--prune-fraction must lie in \[0, 1\]; got 2.0"),
     (["--checkpoint-every-s", "-1"], "--checkpoint-every-s must be >= 0"),
     (["--batch-size", "5000"], "batch_size 5000 exceeds the 1297 training examples"),
-])
+  ],
+)
 def test_sweep_refuses_bad_values_before_training(tmp_path, monkeypatch, flags, message):
   _no_training(monkeypatch)
   _refused(sweep.main, SMALL_SWEEP + flags + ["--out", str(tmp_path)], message)
@@ -102,15 +134,22 @@ def test_unwritable_out_is_refused_before_training(tmp_path, monkeypatch):
 
 def test_tfds_dataset_without_data_is_the_documented_one_line_message(tmp_path, monkeypatch):
   _no_training(monkeypatch)
-  _refused(train_cli.main, ["--dataset", "cifar10", "--data-dir", str(tmp_path / "tfds"),
-                            "--out", str(tmp_path / "run")],
-           "not prepared in array_record format under .*tfds build cifar10")
+  _refused(
+    train_cli.main,
+    ["--dataset", "cifar10", "--data-dir", str(tmp_path / "tfds"), "--out", str(tmp_path / "run")],
+    "not prepared in array_record format under .*tfds build cifar10",
+  )
 
 
 def test_target_accuracy_none_is_accepted(tmp_path):
   out = tmp_path / "run"
-  assert train_cli.main(DIGITS + ["--width", "16", "--max-steps", "20", "--target-accuracy",
-                                  "none", "--out", str(out)]) == 0
+  assert (
+    train_cli.main(
+      DIGITS
+      + ["--width", "16", "--max-steps", "20", "--target-accuracy", "none", "--out", str(out)]
+    )
+    == 0
+  )
   record = records.read_record(out)
   assert record["config"]["target_accuracy"] is None and record["status"] == "max_steps"
 
@@ -148,8 +187,23 @@ def test_run_files_are_readable_like_other_outputs(tmp_path):
 def test_wall_time_is_each_runs_own(tmp_path):
   # One program, two runs: the noisy one diverges at its first evaluation,
   # the plain one trains to step 400.
-  argv = DIGITS + ["--widths", "16", "--seeds", "1", "--sigmas", "0", "1e30", "--noise-types",
-                   "2", "--max-steps", "400", "--target-accuracy", "none", "--out", str(tmp_path)]
+  argv = DIGITS + [
+    "--widths",
+    "16",
+    "--seeds",
+    "1",
+    "--sigmas",
+    "0",
+    "1e30",
+    "--noise-types",
+    "2",
+    "--max-steps",
+    "400",
+    "--target-accuracy",
+    "none",
+    "--out",
+    str(tmp_path),
+  ]
   assert sweep.main(argv) == 0
   rows = {r["status"]: r for r in _rows(tmp_path)}
   assert int(rows["diverged"]["steps"]) < 400 == int(rows["max_steps"]["steps"])
@@ -160,8 +214,14 @@ def test_wall_time_is_each_runs_own(tmp_path):
 # --------------------------------------------------- SIGTERM, checkpoints
 def _start(module, argv):
   env = dict(os.environ, PYTHONUNBUFFERED="1")
-  return subprocess.Popen([sys.executable, "-m", module, *argv], cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  return subprocess.Popen(
+    [sys.executable, "-m", module, *argv],
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
 
 
 def _terminate_after_first_checkpoint(proc, pattern_dir: pathlib.Path, glob: str):
@@ -180,8 +240,18 @@ def _params(run_dir):
 
 
 def test_sigterm_checkpoints_and_the_rerun_ends_bit_identical(tmp_path):
-  argv = DIGITS + ["--width", "32", "--noise-type", "2", "--sigma", "0.05", "--max-steps",
-                   "3000", "--target-accuracy", "none"]
+  argv = DIGITS + [
+    "--width",
+    "32",
+    "--noise-type",
+    "2",
+    "--sigma",
+    "0.05",
+    "--max-steps",
+    "3000",
+    "--target-accuracy",
+    "none",
+  ]
   out = tmp_path / "stopped"
   proc = _start("experiments.train", argv + ["--out", str(out), "--checkpoint-every-s", "0"])
   code, output = _terminate_after_first_checkpoint(proc, out, "checkpoint/checkpoint.json")
@@ -208,14 +278,29 @@ def test_sigterm_checkpoints_and_the_rerun_ends_bit_identical(tmp_path):
 
 
 def test_sweep_resumes_its_program_in_flight_bit_identical(tmp_path):
-  argv = DIGITS + ["--widths", "16", "--seeds", "1", "2", "--sigmas", "0", "0.05",
-                   "--noise-types", "2", "--max-steps", "2000", "--target-accuracy", "none"]
+  argv = DIGITS + [
+    "--widths",
+    "16",
+    "--seeds",
+    "1",
+    "2",
+    "--sigmas",
+    "0",
+    "0.05",
+    "--noise-types",
+    "2",
+    "--max-steps",
+    "2000",
+    "--target-accuracy",
+    "none",
+  ]
   out = tmp_path / "stopped"
   proc = _start("experiments.sweep", argv + ["--out", str(out), "--checkpoint-every-s", "0"])
   code, output = _terminate_after_first_checkpoint(proc, out, ".checkpoints/*/checkpoint.json")
   assert code == 128 + signal.SIGTERM, output
-  assert {records.read_record(p)["status"] for p in out.iterdir() if (p / "record.json").exists()
-          } == {"interrupted"}
+  assert {
+    records.read_record(p)["status"] for p in out.iterdir() if (p / "record.json").exists()
+  } == {"interrupted"}
   resumed = _start("experiments.sweep", argv + ["--out", str(out)])
   output = resumed.communicate(timeout=300)[0]
   assert resumed.returncode == 0, output

@@ -17,8 +17,9 @@ ALPHAS = [0.5, 1.0, 1.5, 1.75, 1.9, 2.0]
 
 
 def _scipy_sample(law, alpha, scale=1.0, size=5000, seed=0):
-  return stats.levy_stable.rvs(**stable.scipy_levy_stable_params(law, alpha, scale),
-                               size=size, random_state=seed)
+  return stats.levy_stable.rvs(
+    **stable.scipy_levy_stable_params(law, alpha, scale), size=size, random_state=seed
+  )
 
 
 @pytest.mark.parametrize("alpha", ALPHAS)
@@ -48,14 +49,16 @@ def test_characteristic_function(alpha, t):
   x = stable.symmetric_stable(jax.random.key(3), (n,), alpha, scale=scale)
   empirical = float(jnp.mean(jnp.cos(t * x)))
   # |cos| <= 1, so 5 standard errors are at most 5 / sqrt(n) < 0.008.
-  assert abs(empirical - np.exp(-abs(scale * t) ** alpha)) < 5 / np.sqrt(n)
+  assert abs(empirical - np.exp(-(abs(scale * t) ** alpha))) < 5 / np.sqrt(n)
 
 
 @pytest.mark.parametrize("alpha", [0.7, 1.0, 1.6])
 def test_stability_property(alpha):
   # X1 + X2 has the law of 2**(1/alpha) X for i.i.d. SαS X1, X2, X.
   k1, k2, k3 = jax.random.split(jax.random.key(4), 3)
-  total = stable.symmetric_stable(k1, (20000,), alpha) + stable.symmetric_stable(k2, (20000,), alpha)
+  total = stable.symmetric_stable(k1, (20000,), alpha) + stable.symmetric_stable(
+    k2, (20000,), alpha
+  )
   single = 2 ** (1 / alpha) * stable.symmetric_stable(k3, (20000,), alpha)
   assert stats.ks_2samp(np.asarray(total), np.asarray(single)).pvalue > 0.01
 
@@ -67,7 +70,7 @@ def test_positive_laplace_transform(alpha, s):
   a = stable.positive_stable(jax.random.key(5), (n,), alpha, scale=scale)
   assert bool((a > 0).all())
   empirical = float(jnp.mean(jnp.exp(-s * a)))
-  assert abs(empirical - np.exp(-(scale * s) ** alpha)) < 5 / np.sqrt(n)
+  assert abs(empirical - np.exp(-((scale * s) ** alpha))) < 5 / np.sqrt(n)
 
 
 @pytest.mark.parametrize("alpha", [0.4, 0.75])
@@ -78,7 +81,9 @@ def test_positive_matches_scipy_ks(alpha):
 
 @pytest.mark.parametrize("alpha", [1.2, 1.75, 2.0])
 def test_sub_gaussian_marginals_are_sas(alpha):
-  x = np.asarray(stable.sub_gaussian_stable(jax.random.key(7), (3, 20000), alpha, scale=0.8, axis=0))
+  x = np.asarray(
+    stable.sub_gaussian_stable(jax.random.key(7), (3, 20000), alpha, scale=0.8, axis=0)
+  )
   ref = _scipy_sample("symmetric", alpha, scale=0.8)
   for row in x:
     assert stats.ks_2samp(row, ref).pvalue > 0.01
@@ -112,8 +117,9 @@ def test_extreme_words_are_safe():
   # 0, exponential at its smallest and largest) gives no NaN, and a finite draw
   # where the law's extremes fit in float32 (at alpha = 0.5 the most extreme
   # pairing is ~1e40: a genuine inf).
-  angle, exp_words = (jnp.asarray(w, jnp.uint32).ravel()
-                      for w in np.meshgrid(EDGE_WORDS, EDGE_WORDS))
+  angle, exp_words = (
+    jnp.asarray(w, jnp.uint32).ravel() for w in np.meshgrid(EDGE_WORDS, EDGE_WORDS)
+  )
   assert not bool(jnp.isnan(stable.symmetric_stable_from_words(angle, exp_words, 0.5)).any())
   for alpha in [0.7, 1.0, 1.5, 1.999, 2.0]:
     x = stable.symmetric_stable_from_words(angle, exp_words, alpha)

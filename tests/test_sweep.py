@@ -2,15 +2,23 @@
 
 import jax
 import numpy as np
-import pytest
 
-from experiments import pipeline, sweep
+from experiments import sweep
 from htsgd_jax import data, records
 from htsgd_jax.train import TrainConfig, Trainer, group_runs, run_mesh
 
 DIGITS = data.load_dataset("digits")
-BASE = TrainConfig(dataset="digits", width=48, lr=0.1, batch_size=100, eval_every=10,
-                   max_steps=120, target_accuracy=90.0, noise_type=2, alpha=1.75)
+BASE = TrainConfig(
+  dataset="digits",
+  width=48,
+  lr=0.1,
+  batch_size=100,
+  eval_every=10,
+  max_steps=120,
+  target_accuracy=90.0,
+  noise_type=2,
+  alpha=1.75,
+)
 
 
 def _close(a, b):
@@ -22,8 +30,10 @@ def test_tests_run_on_four_simulated_devices():
 
 
 def test_batched_runs_equal_separate_runs_seed_by_seed():
-  cfgs = [BASE.__class__(**(BASE.to_dict() | dict(seed=s, sigma=sg)))
-          for s, sg in ((1, 0.0), (2, 0.02), (3, 0.05), (4, 0.02), (5, 0.0))]
+  cfgs = [
+    BASE.__class__(**(BASE.to_dict() | dict(seed=s, sigma=sg)))
+    for s, sg in ((1, 0.0), (2, 0.02), (3, 0.05), (4, 0.02), (5, 0.0))
+  ]
   batched = Trainer(cfgs, DIGITS).run(progress=False)
   # Runs stop at their own step inside the batch...
   assert len({r.steps for r in batched}) > 1
@@ -37,8 +47,12 @@ def test_batched_runs_equal_separate_runs_seed_by_seed():
 
 
 def test_alpha_is_batched_too():
-  cfgs = [BASE.__class__(**(BASE.to_dict() | dict(alpha=a, sigma=0.02, max_steps=20,
-                                                   target_accuracy=100.0))) for a in (1.5, 2.0)]
+  cfgs = [
+    BASE.__class__(
+      **(BASE.to_dict() | dict(alpha=a, sigma=0.02, max_steps=20, target_accuracy=100.0))
+    )
+    for a in (1.5, 2.0)
+  ]
   batched = Trainer(cfgs, DIGITS).run(progress=False)
   for cfg, b in zip(cfgs, batched):
     _close(b.params, Trainer([cfg], DIGITS).run(progress=False)[0].params)
@@ -62,9 +76,32 @@ def test_sweep_grid_compiles_one_program_per_width():
 
 
 def test_sweep_is_resumable_after_a_kill(tmp_path, monkeypatch):
-  argv = ["--dataset", "digits", "--widths", "16", "32", "--seeds", "1", "2", "--sigmas", "0",
-          "0.05", "--noise-types", "2", "--lr", "0.1", "--max-steps", "20", "--eval-every", "10",
-          "--target-accuracy", "100", "--out", str(tmp_path), "--no-progress"]
+  argv = [
+    "--dataset",
+    "digits",
+    "--widths",
+    "16",
+    "32",
+    "--seeds",
+    "1",
+    "2",
+    "--sigmas",
+    "0",
+    "0.05",
+    "--noise-types",
+    "2",
+    "--lr",
+    "0.1",
+    "--max-steps",
+    "20",
+    "--eval-every",
+    "10",
+    "--target-accuracy",
+    "100",
+    "--out",
+    str(tmp_path),
+    "--no-progress",
+  ]
   calls = []
   real_run = Trainer.run
 
@@ -77,12 +114,17 @@ def test_sweep_is_resumable_after_a_kill(tmp_path, monkeypatch):
   monkeypatch.setattr(Trainer, "run", dies_on_second_program)
   assert sweep.main(argv) == 130
   finished = sorted(p.name.rsplit("-", 1)[0] for p in tmp_path.iterdir() if records.is_finished(p))
-  assert finished == ["n16_plain_seed1", "n16_plain_seed2", "n16_t2_a1.75_s0.05_seed1",
-                      "n16_t2_a1.75_s0.05_seed2"]
+  assert finished == [
+    "n16_plain_seed1",
+    "n16_plain_seed2",
+    "n16_t2_a1.75_s0.05_seed1",
+    "n16_t2_a1.75_s0.05_seed2",
+  ]
   monkeypatch.setattr(Trainer, "run", real_run)
   trained = []
-  monkeypatch.setattr(Trainer, "run", lambda self, *a, **k: trained.append(self.cfg.width)
-                      or real_run(self, *a, **k))
+  monkeypatch.setattr(
+    Trainer, "run", lambda self, *a, **k: trained.append(self.cfg.width) or real_run(self, *a, **k)
+  )
   assert sweep.main(argv) == 0
   assert trained == [32]  # only the missing program ran
   csv_rows = (tmp_path / "runs.csv").read_text().strip().splitlines()

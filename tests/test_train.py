@@ -26,7 +26,9 @@ def test_stops_at_target_accuracy():
 
 
 def test_stops_at_max_steps():
-  r = train(TrainConfig(**(BASE | dict(max_steps=25)), target_accuracy=100.0), DIGITS, progress=False)
+  r = train(
+    TrainConfig(**(BASE | dict(max_steps=25)), target_accuracy=100.0), DIGITS, progress=False
+  )
   assert r.status == "max_steps" and r.steps == 25
 
 
@@ -54,18 +56,24 @@ def test_sigma_zero_training_equals_plain_optax_sgd():
 
   @jax.jit
   def step(params, state, idx):
-    loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
-        trainer.apply(p, x[idx]), y[idx]).mean()
+    def loss(p):
+      return optax.softmax_cross_entropy_with_integer_labels(
+        trainer.apply(p, x[idx]), y[idx]
+      ).mean()
+
     updates, state = tx.update(jax.grad(loss)(params), state, params)
     return optax.apply_updates(params, updates), state
 
   for t in range(30):
     if t % spe == 0 and t > 0:
       perm = jax.random.permutation(jax.random.fold_in(data_key, t // spe), len(y))
-    idx = perm[(t % spe) * cfg.batch_size:(t % spe + 1) * cfg.batch_size]
+    idx = perm[(t % spe) * cfg.batch_size : (t % spe + 1) * cfg.batch_size]
     params, state = step(params, state, idx)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-               ours.params, jax.device_get(params))
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+    ours.params,
+    jax.device_get(params),
+  )
 
 
 def test_noise_stops_after_convergence_and_is_paired_by_seed():
@@ -80,9 +88,14 @@ def test_noise_stops_after_convergence_and_is_paired_by_seed():
 
 
 def test_bad_configs_raise_clear_errors():
-  for kwargs, msg in [(dict(alpha=3.0), "alpha must lie"), (dict(sigma=-1.0), "sigma must be"),
-                      (dict(noise_type=5), "noise_type"), (dict(lr=0.0), "lr must be"),
-                      (dict(target_accuracy=150.0), "percentage"), (dict(model="mlp"), "unknown model")]:
+  for kwargs, msg in [
+    (dict(alpha=3.0), "alpha must lie"),
+    (dict(sigma=-1.0), "sigma must be"),
+    (dict(noise_type=5), "noise_type"),
+    (dict(lr=0.0), "lr must be"),
+    (dict(target_accuracy=150.0), "percentage"),
+    (dict(model="mlp"), "unknown model"),
+  ]:
     with pytest.raises(ValueError, match=msg):
       TrainConfig(**kwargs)
   with pytest.raises(ValueError, match="batch_size 5000 exceeds"):
@@ -92,15 +105,21 @@ def test_bad_configs_raise_clear_errors():
 
 
 def test_evaluate_handles_ragged_batches():
-  apply = lambda p, x: x @ p
+  def apply(p, x):
+    return x @ p
+
   x = jnp.eye(3)[jnp.array([0, 1, 2, 0, 1])]
   loss, acc = evaluate(apply, 10 * jnp.eye(3), x, jnp.array([0, 1, 2, 0, 2]), batch_size=2)
   assert float(acc) == pytest.approx(80.0)
 
 
 def test_group_runs_puts_plain_runs_with_noisy_ones():
-  cfgs = [TrainConfig(width=w, noise_type=t, sigma=s, seed=k)
-          for w in (8, 16) for t, s in ((0, 0.0), (1, 0.1)) for k in (1, 2)]
+  cfgs = [
+    TrainConfig(width=w, noise_type=t, sigma=s, seed=k)
+    for w in (8, 16)
+    for t, s in ((0, 0.0), (1, 0.1))
+    for k in (1, 2)
+  ]
   groups = group_runs(cfgs)
   assert [len(g) for g in groups] == [4, 4]
   assert {c.width for c in groups[0]} == {8}
@@ -122,6 +141,7 @@ def test_record_round_trip_is_atomic_and_json(tmp_path):
 def test_interrupted_write_leaves_no_record(tmp_path, monkeypatch):
   def boom(*a, **k):
     raise KeyboardInterrupt
+
   monkeypatch.setattr(records.np, "savez", boom)
   with pytest.raises(KeyboardInterrupt):
     records.write_run(tmp_path / "run", {"status": "converged"}, {"w": np.ones(2)})
@@ -136,19 +156,20 @@ def test_non_finite_metrics_are_written_as_strings(tmp_path):
 
 # ------------------------------------------------------------ converge_on
 def test_before_noise_returns_the_iterate_without_its_last_noise():
-  cfg = TrainConfig(**(BASE | dict(max_steps=25)), target_accuracy=None, noise_type=1,
-                    sigma=0.05)
+  cfg = TrainConfig(**(BASE | dict(max_steps=25)), target_accuracy=None, noise_type=1, sigma=0.05)
   after = train(cfg, DIGITS, progress=False)
-  before = train(TrainConfig(**(cfg.to_dict() | dict(converge_on="before_noise"))), DIGITS,
-                 progress=False)
+  before = train(
+    TrainConfig(**(cfg.to_dict() | dict(converge_on="before_noise"))), DIGITS, progress=False
+  )
   assert after.steps == before.steps == 25 and before.status == "max_steps"
   # Same trajectory; the returned networks differ by the last step's type-1
   # noise: one nonzero scalar per column, and nothing on the classifier.
   diff = after.params["hidden_0"]["kernel"] - before.params["hidden_0"]["kernel"]
   assert np.all(diff != 0)
   np.testing.assert_allclose(diff, np.broadcast_to(diff[:1], diff.shape), rtol=1e-4, atol=1e-7)
-  np.testing.assert_array_equal(after.params["classifier"]["kernel"],
-                                before.params["classifier"]["kernel"])
+  np.testing.assert_array_equal(
+    after.params["classifier"]["kernel"], before.params["classifier"]["kernel"]
+  )
   # The history's last entry is the returned network's.
   model_apply = Trainer([cfg], DIGITS).apply
   _, acc = evaluate(model_apply, before.params, DIGITS.x_test, DIGITS.y_test)
@@ -158,8 +179,9 @@ def test_before_noise_returns_the_iterate_without_its_last_noise():
 def test_before_noise_equals_after_noise_for_plain_sgd():
   cfg = TrainConfig(**BASE, target_accuracy=80.0, noise_type=0)
   after = train(cfg, DIGITS, progress=False)
-  before = train(TrainConfig(**(cfg.to_dict() | dict(converge_on="before_noise"))), DIGITS,
-                 progress=False)
+  before = train(
+    TrainConfig(**(cfg.to_dict() | dict(converge_on="before_noise"))), DIGITS, progress=False
+  )
   assert (after.status, after.steps) == (before.status, before.steps) == ("converged", after.steps)
   for a, b in zip(jax.tree.leaves(after.params), jax.tree.leaves(before.params)):
     np.testing.assert_array_equal(a, b)

@@ -31,6 +31,7 @@ class Experiment:
     prune_fraction: energy fraction of the pruning criterion.
     notes: where the hyperparameters come from.
   """
+
   name: str
   noisy: TrainConfig
   seeds: tuple[int, ...] = (1, 2, 3, 4, 5)

@@ -20,7 +20,9 @@ from experiments.presets import Experiment, cifar10_fcn
 
 def get_config(variant: str = "full") -> Experiment:
   base = cifar10_fcn.get_config(variant)
-  noisy = dataclasses.replace(base.noisy, dataset="cifar100",
-                              target_accuracy=40.0 if variant == "quick" else 90.0)
-  return dataclasses.replace(base, name=base.name.replace("cifar10", "cifar100"), noisy=noisy,
-                             notes=__doc__)
+  noisy = dataclasses.replace(
+    base.noisy, dataset="cifar100", target_accuracy=40.0 if variant == "quick" else 90.0
+  )
+  return dataclasses.replace(
+    base, name=base.name.replace("cifar10", "cifar100"), noisy=noisy, notes=__doc__
+  )

@@ -21,12 +21,31 @@ from htsgd_jax.train import TrainConfig
 
 
 def get_config(variant: str = "full") -> Experiment:
-  noisy = TrainConfig(dataset="cifar10", model="fcn", width=5000, depth=2, noise_type=1,
-                      alpha=1.75, sigma=0.003, lr=0.01, batch_size=5000, target_accuracy=95.0,
-                      eval_every=100, max_steps=100_000,
-                      converge_on="before_noise")
+  noisy = TrainConfig(
+    dataset="cifar10",
+    model="fcn",
+    width=5000,
+    depth=2,
+    noise_type=1,
+    alpha=1.75,
+    sigma=0.003,
+    lr=0.01,
+    batch_size=5000,
+    target_accuracy=95.0,
+    eval_every=100,
+    max_steps=100_000,
+    converge_on="before_noise",
+  )
   if variant == "quick":
-    quick = dataclasses.replace(noisy, width=1000, batch_size=500, lr=0.05, target_accuracy=60.0,
-                                train_subset=10_000, max_steps=5000, eval_every=50)
+    quick = dataclasses.replace(
+      noisy,
+      width=1000,
+      batch_size=500,
+      lr=0.05,
+      target_accuracy=60.0,
+      train_subset=10_000,
+      max_steps=5000,
+      eval_every=50,
+    )
     return Experiment("cifar10_fcn_quick", quick, seeds=(1, 2, 3), notes=__doc__)
   return Experiment("cifar10_fcn", noisy, notes=__doc__)

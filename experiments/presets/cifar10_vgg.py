@@ -19,13 +19,24 @@ from htsgd_jax.train import TrainConfig
 
 
 def get_config(variant: str = "full") -> Experiment:
-  noisy = TrainConfig(dataset="cifar10", model="vgg11_wide", noise_type=1, alpha=1.75,
-                      sigma=0.003, lr=0.01, batch_size=128, target_accuracy=100.0,
-                      eval_every=500, eval_batch_size=500, conv_column="filter",
-                      max_steps=200_000,
-                      converge_on="before_noise")
+  noisy = TrainConfig(
+    dataset="cifar10",
+    model="vgg11_wide",
+    noise_type=1,
+    alpha=1.75,
+    sigma=0.003,
+    lr=0.01,
+    batch_size=128,
+    target_accuracy=100.0,
+    eval_every=500,
+    eval_batch_size=500,
+    conv_column="filter",
+    max_steps=200_000,
+    converge_on="before_noise",
+  )
   if variant == "quick":
-    quick = dataclasses.replace(noisy, train_subset=2000, target_accuracy=90.0, max_steps=3000,
-                                eval_every=100)
+    quick = dataclasses.replace(
+      noisy, train_subset=2000, target_accuracy=90.0, max_steps=3000, eval_every=100
+    )
     return Experiment("cifar10_vgg_quick", quick, seeds=(1, 2), notes=__doc__)
   return Experiment("cifar10_vgg", noisy, notes=__doc__)

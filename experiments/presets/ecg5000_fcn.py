@@ -37,10 +37,21 @@ from htsgd_jax.train import TrainConfig
 
 
 def get_config(variant: str = "full") -> Experiment:
-  noisy = TrainConfig(dataset="ecg5000", model="fcn", width=2000, depth=2, noise_type=2,
-                      alpha=1.75, sigma=0.5, lr=0.01, batch_size=100, target_accuracy=99.0,
-                      eval_every=10, max_steps=20_000,
-                      converge_on="before_noise")
+  noisy = TrainConfig(
+    dataset="ecg5000",
+    model="fcn",
+    width=2000,
+    depth=2,
+    noise_type=2,
+    alpha=1.75,
+    sigma=0.5,
+    lr=0.01,
+    batch_size=100,
+    target_accuracy=99.0,
+    eval_every=10,
+    max_steps=20_000,
+    converge_on="before_noise",
+  )
   if variant == "quick":
     return Experiment("ecg5000_fcn_quick", noisy, seeds=(1, 2, 3, 4, 5), notes=__doc__)
   return Experiment("ecg5000_fcn", noisy, notes=__doc__)

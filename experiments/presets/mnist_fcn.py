@@ -45,13 +45,32 @@ QUICK_TYPE, QUICK_SIGMA = 2, 0.003
 
 
 def get_config(variant: str = "full") -> Experiment:
-  noisy = TrainConfig(dataset="mnist", model="fcn", width=5000, depth=2, noise_type=1,
-                      alpha=1.75, sigma=0.003, lr=0.01, batch_size=5000, target_accuracy=95.0,
-                      eval_every=100, max_steps=100_000,
-                      converge_on="before_noise")
+  noisy = TrainConfig(
+    dataset="mnist",
+    model="fcn",
+    width=5000,
+    depth=2,
+    noise_type=1,
+    alpha=1.75,
+    sigma=0.003,
+    lr=0.01,
+    batch_size=5000,
+    target_accuracy=95.0,
+    eval_every=100,
+    max_steps=100_000,
+    converge_on="before_noise",
+  )
   if variant == "quick":
-    quick = dataclasses.replace(noisy, width=1000, lr=0.1, batch_size=500, noise_type=QUICK_TYPE,
-                                sigma=QUICK_SIGMA, train_subset=10_000, eval_every=50,
-                                max_steps=5000)
+    quick = dataclasses.replace(
+      noisy,
+      width=1000,
+      lr=0.1,
+      batch_size=500,
+      noise_type=QUICK_TYPE,
+      sigma=QUICK_SIGMA,
+      train_subset=10_000,
+      eval_every=50,
+      max_steps=5000,
+    )
     return Experiment("mnist_fcn_quick", quick, seeds=(1, 2, 3, 4, 5), notes=__doc__)
   return Experiment("mnist_fcn", noisy, notes=__doc__)
