@@ -6,6 +6,7 @@ With Flax's layouts this is a plain reshape of each kernel:
 
 * Dense kernel ``(fan_in, n)``: column ``j`` is ``kernel[:, j]``.
 * Conv kernel ``(kh, kw, c_in, c_out)``:
+
   - ``conv_column="filter"``: column ``j`` is the filter ``kernel[..., j]``,
     i.e. ``kernel.reshape(kh * kw * c_in, c_out)``;
   - ``conv_column="kernel"``: one column per ``(c_in, c_out)`` pair,

