@@ -20,9 +20,12 @@ from htsgd_jax.columns import as_columns, columns_shape, hidden_layer_mask
 from htsgd_jax.compression import analyze
 from htsgd_jax.noise import HeavyTailedNoiseState, column_noise, heavy_tailed_noise, noisy_sgd
 from htsgd_jax.pruning import (
+  CompactNetwork,
   LayerPruning,
   column_norms,
   columns_to_prune,
+  compact_dense,
+  dense_apply,
   fraction_pruned,
   keep_top_error,
   prune,
@@ -34,6 +37,7 @@ from htsgd_jax.tail_index import hill, mohammadi
 __version__ = "0.1.0"
 
 __all__ = [
+  "CompactNetwork",
   "HeavyTailedNoiseState",
   "LayerPruning",
   "analyze",
@@ -42,6 +46,8 @@ __all__ = [
   "column_norms",
   "columns_shape",
   "columns_to_prune",
+  "compact_dense",
+  "dense_apply",
   "fraction_pruned",
   "heavy_tailed_noise",
   "hidden_layer_mask",

@@ -195,3 +195,93 @@ def keep_top_error(
   """
   pruned, _ = prune(params, 1.0 - keep_fraction, "count", mask, conv_column)
   return relative_error(params, pruned, mask)
+
+
+class CompactNetwork(NamedTuple):
+  """A pruned dense network made physically smaller (see :func:`compact_dense`).
+
+  Attributes:
+    params: the smaller parameters, same layer names and layout.
+    widths: units kept in each hidden layer.
+  """
+
+  params: dict
+  widths: dict[str, int]
+
+
+def _dense_layer_names(params) -> list[str]:
+  hidden = sorted(
+    (k for k in params if k != columns_lib.CLASSIFIER_NAME),
+    key=lambda name: columns_lib.natural_key([name]),
+  )
+  if columns_lib.CLASSIFIER_NAME not in params:
+    raise ValueError(
+      f"expected dense layers and a '{columns_lib.CLASSIFIER_NAME}' layer; got {sorted(params)}."
+    )
+  return [*hidden, columns_lib.CLASSIFIER_NAME]
+
+
+def compact_dense(params, activation=jax.nn.relu) -> CompactNetwork:
+  """Removes the pruned units of a dense network: a smaller network, the same function.
+
+  For dense layers ``hidden_0 … hidden_k`` and ``classifier`` (the layout of
+  :class:`htsgd_jax.models.FCN`, and of NNX or Linen MLPs named the same), every
+  hidden unit whose incoming column is all zeros (pruned by :func:`prune`)
+  goes, with its outgoing row in the next layer. Such a unit outputs the
+  constant ``activation(bias)`` (0 without a bias), which is folded into the
+  next layer's bias, so the smaller network computes what the masked one does.
+
+  Args:
+    params: pruned parameters (nested dict; kernels ``(fan_in, units)``).
+    activation: the hidden layers' activation.
+
+  Returns:
+    A :class:`CompactNetwork`; run it with :func:`dense_apply`.
+
+  Example:
+    >>> p = {"hidden_0": {"kernel": jnp.array([[1.0, 0.0, 2.0]])},
+    ...      "classifier": {"kernel": jnp.ones((3, 2))}}
+    >>> small = compact_dense(p)
+    >>> small.widths, small.params["classifier"]["kernel"].shape
+    ({'hidden_0': 2}, (2, 2))
+  """
+  out, widths = {}, {}
+  kept_before = constant_before = None
+  for name in _dense_layer_names(params):
+    kernel = np.asarray(params[name]["kernel"])
+    bias = params[name].get("bias")
+    bias = None if bias is None else np.asarray(bias)
+    if kept_before is not None:
+      shift = constant_before[~kept_before] @ kernel[~kept_before]
+      kernel = kernel[kept_before]
+      if np.any(shift != 0):
+        bias = shift if bias is None else bias + shift
+    if name != columns_lib.CLASSIFIER_NAME:
+      kept_before = np.any(kernel != 0, axis=0)
+      constant_before = (
+        np.zeros(kernel.shape[1], kernel.dtype) if bias is None else np.asarray(activation(bias))
+      )
+      kernel = kernel[:, kept_before]
+      bias = None if bias is None else bias[kept_before]
+      widths[name] = int(kept_before.sum())
+    out[name] = {"kernel": kernel} | ({} if bias is None else {"bias": bias})
+  return CompactNetwork(out, widths)
+
+
+def dense_apply(params, x, activation=jax.nn.relu) -> jax.Array:
+  """Runs the dense stack of :func:`compact_dense` (inputs flattened, as in FCN).
+
+  Example:
+    >>> p = {"hidden_0": {"kernel": jnp.eye(2)}, "classifier": {"kernel": jnp.ones((2, 1))}}
+    >>> dense_apply(p, jnp.array([[1.0, -1.0]])).tolist()
+    [[1.0]]
+  """
+  x = jnp.reshape(x, (x.shape[0], -1))
+  names = _dense_layer_names(params)
+  for name in names:
+    x = x @ params[name]["kernel"]
+    if "bias" in params[name]:
+      x = x + params[name]["bias"]
+    if name != columns_lib.CLASSIFIER_NAME:
+      x = activation(x)
+  return x

@@ -121,3 +121,68 @@ def test_estimators_reject_tiny_samples():
     tail_index.hill([1.0, 2.0])
   with pytest.raises(ValueError, match="k must be"):
     tail_index.hill(np.arange(1.0, 11.0), k=10)
+
+
+# ------------------------------------------------------- physically smaller
+def test_compacted_fcn_equals_the_masked_one():
+  from htsgd_jax import data, models
+  from htsgd_jax.train import TrainConfig, train
+
+  ds = data.load_dataset("digits")
+  cfg = TrainConfig(
+    dataset="digits",
+    width=256,
+    depth=3,
+    lr=0.1,
+    batch_size=100,
+    max_steps=60,
+    eval_every=30,
+    noise_type=2,
+    sigma=0.05,
+    target_accuracy=None,
+  )
+  params = train(cfg, ds, progress=False).params
+  pruned, layers = pruning.prune(params, 0.1)
+  small = pruning.compact_dense(pruned)
+  model = models.FCN(width=256, depth=3, num_classes=10)
+  masked = model.apply({"params": pruned}, ds.x_test)
+  # Float tolerance: sums reassociate, so errors scale with the logits' magnitude.
+  scale = float(np.abs(masked).max())
+  np.testing.assert_allclose(
+    pruning.dense_apply(small.params, ds.x_test), masked, rtol=0, atol=1e-6 * scale
+  )
+  for name, kept in small.widths.items():
+    assert kept == 256 - int(layers[f"{name}/kernel"].n_pruned)
+    assert kept < 256
+  # Each removed unit takes its incoming column and its outgoing row: the shapes
+  # follow the kept widths, and more weights go than the paper's count (columns only).
+  k0, k1 = small.widths["hidden_0"], small.widths["hidden_1"]
+  shapes = {n: small.params[n]["kernel"].shape for n in small.params}
+  assert shapes == {"hidden_0": (64, k0), "hidden_1": (k0, k1), "classifier": (k1, 10)}
+  before = sum(np.asarray(params[n]["kernel"]).size for n in params)
+  after = sum(small.params[n]["kernel"].size for n in small.params)
+  assert (
+    1 - after / before
+    > float(pruning.fraction_pruned(params, layers)) * (64 * 256 + 256 * 256) / before
+  )
+
+
+def test_compaction_folds_the_biases_of_removed_units():
+  rng = np.random.default_rng(0)
+  params = {
+    f"hidden_{i}": {
+      "kernel": rng.normal(size=(8, 8)).astype(np.float32),
+      "bias": rng.normal(size=8).astype(np.float32),
+    }
+    for i in range(2)
+  }
+  params["classifier"] = {"kernel": rng.normal(size=(8, 3)).astype(np.float32)}
+  for name, dead in (("hidden_0", [1, 4]), ("hidden_1", [0, 7])):
+    params[name]["kernel"][:, dead] = 0  # pruned columns; their biases stay
+  small = pruning.compact_dense(params)
+  assert small.widths == {"hidden_0": 6, "hidden_1": 6}
+  x = rng.normal(size=(5, 8)).astype(np.float32)
+  np.testing.assert_allclose(
+    pruning.dense_apply(small.params, x), pruning.dense_apply(params, x), rtol=1e-5, atol=1e-5
+  )
+  assert "bias" in small.params["classifier"]  # the removed units' constant outputs
