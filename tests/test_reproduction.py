@@ -2,10 +2,9 @@
 
 With the exact α-stable law some noisy runs *collapse* under the 10% rule:
 one rare, huge kick leaves a single column holding most of the layer's
-energy, the rule keeps that column alone, and pruned accuracy falls (on
-ECG5000, 1–2 runs in 5; the authors' float64 sampler does the same). The
-tests assert the effect on the runs that do not collapse, and that every
-collapse has exactly that cause.
+energy, the rule keeps that column alone, and pruned accuracy falls (measured
+on ECG5000: 1–2 runs in 5). The tests assert the effect on the runs that do
+not collapse, and that every collapse has exactly that cause.
 """
 
 import dataclasses
