@@ -228,6 +228,19 @@ def check_or_exit(check, *args, **kwargs) -> None:
     usage_error(str(err))
 
 
+def check_unique_seeds(seeds) -> None:
+  """Refuses a seed list that names a seed twice (the same run, trained twice).
+
+  Example:
+    >>> check_unique_seeds([1, 1])
+    Traceback (most recent call last):
+    ...
+    experiments.cli.UsageError: error: --seeds repeats a seed: [1, 1].
+  """
+  if seeds and len(set(seeds)) != len(seeds):
+    usage_error(f"--seeds repeats a seed: {list(seeds)}.")
+
+
 def prepare_out_dir(path) -> pathlib.Path:
   """Creates ``path`` and proves it writable now, not after hours of training.
 

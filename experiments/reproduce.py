@@ -32,6 +32,7 @@ from experiments.cli import (
   add_run_flags,
   check_or_exit,
   check_run_flags,
+  check_unique_seeds,
   init_distributed,
   load_data_or_exit,
   parse_shard,
@@ -68,8 +69,7 @@ def main(argv=None) -> int:
     experiments = get_experiments(args.preset)
   except ValueError as err:
     usage_error(str(err))
-  if args.seeds and len(set(args.seeds)) != len(args.seeds):
-    usage_error(f"--seeds repeats a seed: {args.seeds}.")
+  check_unique_seeds(args.seeds)
   # Everything is checked and loaded before the first program compiles.
   plan = []
   for exp in experiments:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import math
 import sys
 
 from experiments import pipeline
@@ -34,6 +33,7 @@ from experiments.cli import (
   add_run_flags,
   check_or_exit,
   check_run_flags,
+  check_unique_seeds,
   config_from_args,
   init_distributed,
   load_data_or_exit,
@@ -101,13 +101,11 @@ def check_grid(grid: dict[str, list]) -> None:
   for alpha in grid["alphas"]:
     check_or_exit(stable.check_alpha, alpha, name="--alphas")
   for sigma in grid["sigmas"]:
-    if not (math.isfinite(sigma) and sigma >= 0):
-      usage_error(f"--sigmas must be finite and >= 0; got {sigma}.")
+    check_or_exit(stable.check_scale, sigma, name="--sigmas")
   for noise_type in grid["noise_types"]:
     if noise_type not in (0, 1, 2, 3):
       usage_error(f"--noise-types must be 0 (plain), 1, 2 or 3; got {noise_type}.")
-  if len(set(grid["seeds"])) != len(grid["seeds"]):
-    usage_error(f"--seeds repeats a seed: {grid['seeds']}.")
+  check_unique_seeds(grid["seeds"])
 
 
 def main(argv=None) -> int:

@@ -753,10 +753,7 @@ class Trainer:
     """
 
     def place(x):
-      if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        data = jax.device_put(np.asarray(jax.random.key_data(x)), self._run_sharding)
-        return jax.random.wrap_key_data(data, impl=str(jax.random.key_impl(x)))
-      return jax.device_put(np.asarray(x), self._run_sharding)
+      return _through_key_data(lambda a: jax.device_put(np.asarray(a), self._run_sharding), x)
 
     return jax.tree.map(place, host_states)
 
@@ -838,12 +835,19 @@ def to_host(tree):
   def one(x):
     if not isinstance(x, jax.Array) or x.is_fully_addressable:
       return jax.device_get(x)
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-      data = multihost_utils.process_allgather(jax.random.key_data(x), tiled=True)
-      return jax.random.wrap_key_data(data, impl=str(jax.random.key_impl(x)))
-    return multihost_utils.process_allgather(x, tiled=True)
+    return _through_key_data(lambda a: multihost_utils.process_allgather(a, tiled=True), x)
 
   return jax.tree.map(one, tree)
+
+
+def _through_key_data(fn, x):
+  """``fn(x)``; a PRNG key array goes through ``fn`` as its key data and is wrapped again.
+
+  Collectives and placement across processes take plain arrays only.
+  """
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    return jax.random.wrap_key_data(fn(jax.random.key_data(x)), impl=str(jax.random.key_impl(x)))
+  return fn(x)
 
 
 def _broadcast_flag(flag: bool) -> bool:
