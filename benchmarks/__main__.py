@@ -22,51 +22,19 @@ import json
 import os
 import pathlib
 import platform
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks.timing import timed, timed_interleaved
 from htsgd_jax import models, noise, stable
 from htsgd_jax.data import load_dataset
 from htsgd_jax.train import TrainConfig, Trainer
-
-
-def timed(fn: Callable[[], object], repeats: int) -> dict:
-  """Median/min/max seconds of ``fn`` after one warm-up; blocks on JAX results."""
-  jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return dict(median=statistics.median(times), min=min(times), max=max(times), repeats=repeats)
-
-
-def timed_interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, dict]:
-  """Like :func:`timed` for several functions, alternating them run by run.
-
-  Ratios between them are then measured under the same machine load: on a
-  shared 2-core machine single timings swing by 2x from run to run.
-  """
-  for fn in fns.values():
-    jax.block_until_ready(fn())
-  times = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      jax.block_until_ready(fn())
-      times[name].append(time.perf_counter() - start)
-  return {
-    name: dict(median=statistics.median(t), min=min(t), max=max(t), repeats=repeats)
-    for name, t in times.items()
-  }
 
 
 def machine() -> dict:

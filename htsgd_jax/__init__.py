@@ -17,8 +17,9 @@ Example:
 """
 
 from htsgd_jax.columns import as_columns, columns_shape, hidden_layer_mask
-from htsgd_jax.compression import analyze
+from htsgd_jax.compression import PruningSearch, analyze, search_prunable
 from htsgd_jax.noise import HeavyTailedNoiseState, column_noise, heavy_tailed_noise, noisy_sgd
+from htsgd_jax.proximal import group_lasso, shrink_columns
 from htsgd_jax.pruning import (
   CompactNetwork,
   LayerPruning,
@@ -26,6 +27,7 @@ from htsgd_jax.pruning import (
   columns_to_prune,
   compact_dense,
   dense_apply,
+  dense_cost,
   fraction_pruned,
   keep_top_error,
   prune,
@@ -39,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
   "CompactNetwork",
   "HeavyTailedNoiseState",
+  "PruningSearch",
   "LayerPruning",
   "analyze",
   "as_columns",
@@ -48,7 +51,9 @@ __all__ = [
   "columns_to_prune",
   "compact_dense",
   "dense_apply",
+  "dense_cost",
   "fraction_pruned",
+  "group_lasso",
   "heavy_tailed_noise",
   "hidden_layer_mask",
   "hill",
@@ -58,6 +63,8 @@ __all__ = [
   "positive_stable",
   "prune",
   "relative_error",
+  "search_prunable",
+  "shrink_columns",
   "sub_gaussian_stable",
   "symmetric_stable",
 ]

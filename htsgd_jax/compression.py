@@ -10,12 +10,15 @@ For each run (params stacked along a leading seed axis and ``vmap``-ped):
   (0.0, 0.1, …, 1.0) in every hidden layer;
 * heavy-tail diagnostics of the first hidden layer: Hill's estimate on its
   column norms, Mohammadi et al.'s estimate on its entries.
+
+And the question a user asks, :func:`search_prunable`: how many hidden units
+(smallest norms first) can go while accuracy stays above a target?
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -167,3 +170,145 @@ def _safe(estimator, x) -> float:
     return float(estimator(x))
   except (ValueError, TypeError):
     return float("nan")
+
+
+SEARCH_GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
+# Accuracies are float32 percentages: one that equals its target up to rounding passes.
+ACCURACY_TOLERANCE = 1e-4
+
+
+class PruningSearch(NamedTuple):
+  """What :func:`search_prunable` found, per run (rows) and target (columns).
+
+  Attributes:
+    units: ``(runs, targets)``: the most units removed from every hidden layer
+      with accuracy >= the target at every grid point up to it; -1 where even
+      the unpruned network misses the target.
+    accuracy: ``(runs, targets)``: accuracy (percent) with ``units`` removed
+      (the unpruned accuracy where ``units`` is -1).
+    grid_units: ``(points,)``: units removed at the curve's points.
+    curve: ``(runs, points)``: accuracy at ``grid_units``.
+    n_units: the widest hidden layer's width (the fractions' denominator).
+  """
+
+  units: np.ndarray
+  accuracy: np.ndarray
+  grid_units: np.ndarray
+  curve: np.ndarray
+  n_units: int
+
+
+def without_units(params, units, n_units: int, conv_column: str = "filter"):
+  """``params`` with the ``units`` smallest-norm units of every hidden layer removed (zeroed).
+
+  ``units`` may be traced; ``n_units`` is the widest hidden layer's width.
+
+  Example:
+    >>> p = {"hidden_0": {"kernel": jnp.array([[1.0, 3.0, 2.0]])},
+    ...      "classifier": {"kernel": jnp.ones((3, 2))}}
+    >>> without_units(p, 2, 3)["hidden_0"]["kernel"].tolist()
+    [[0.0, 3.0, 0.0]]
+  """
+  # k + 1/2 units' worth: the count rule's floor then gives exactly k, whatever the rounding.
+  fraction = jnp.minimum((jnp.asarray(units, jnp.float32) + 0.5) / n_units, 1.0)
+  return pruning.prune(params, fraction, "count", conv_column=conv_column)[0]
+
+
+def search_prunable(
+  apply_fn: Callable,
+  params_list: Sequence[Any],
+  x,
+  y,
+  targets,
+  grid: Sequence[float] = SEARCH_GRID,
+  conv_column: str = "filter",
+  eval_batch_size: int = 2000,
+) -> PruningSearch:
+  """The largest number of hidden units that can go while accuracy stays >= a target.
+
+  Units go smallest column norm first, the same number from every hidden
+  layer (the count rule of :func:`htsgd_jax.prune`). Accuracy is not
+  monotone in the units removed, so "can go" means: removing more and more
+  units, stop at the first count that falls below the target. It is found
+  in two passes, all runs at once (``vmap``): accuracy on a grid of
+  fractions (the accuracy-vs-size curve), then a bisection between the last
+  grid point that passes and the first that fails, to a single unit.
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> logits``.
+    params_list: one parameter pytree per run (one architecture).
+    x, y: the data to judge accuracy on (a validation split when choosing
+      hyperparameters, the test set when reporting).
+    targets: ``(runs, targets)`` accuracies (percent), e.g. each network's
+      own unpruned accuracy minus 1 point.
+    grid: fractions of units removed for the curve; must start at 0.
+    conv_column: ``"filter"`` or ``"kernel"``.
+    eval_batch_size: evaluation batch size.
+
+  Example:
+    >>> from htsgd_jax.data import load_dataset
+    >>> from htsgd_jax.models import FCN
+    >>> from htsgd_jax.train import TrainConfig, train
+    >>> ds = load_dataset("digits")
+    >>> run = train(TrainConfig(dataset="digits", width=64, lr=0.1, max_steps=100,
+    ...                         eval_every=50, batch_size=100), ds, progress=False)
+    >>> model = FCN(width=64, num_classes=10)
+    >>> def apply(p, x):
+    ...   return model.apply({"params": p}, x)
+    >>> found = search_prunable(apply, [run.params], ds.x_test, ds.y_test, [[50.0]])
+    >>> bool(found.accuracy[0, 0] >= 50.0), 0 < int(found.units[0, 0]) < 64
+    (True, True)
+  """
+  if not grid or grid[0] != 0.0:
+    raise ValueError(f"the grid of fractions must start at 0 (the unpruned network); got {grid}.")
+  stacked = stack(params_list)
+  runs = len(params_list)
+  targets = np.asarray(targets, float).reshape(runs, -1)
+  n_units = max(
+    columns_lib.columns_shape(np.shape(leaf), conv_column)[1]
+    for leaf, use in zip(
+      jax.tree.leaves(params_list[0]),
+      jax.tree.leaves(columns_lib.hidden_layer_mask(params_list[0])),
+    )
+    if use
+  )
+  x, y = jnp.asarray(x), jnp.asarray(y)
+
+  @jax.jit
+  def accuracy_without(params, units):
+    def one(p, k):
+      pruned = without_units(p, k, n_units, conv_column)
+      return evaluate(apply_fn, pruned, x, y, eval_batch_size)[1]
+
+    return jax.vmap(one)(params, units)
+
+  def accuracy_at(units) -> np.ndarray:
+    return np.asarray(accuracy_without(stacked, jnp.asarray(units, jnp.float32)))
+
+  grid_units = np.unique(np.round(np.asarray(grid) * n_units).astype(int))
+  curve = np.stack([accuracy_at(np.full(runs, k)) for k in grid_units], axis=1)
+  units = np.empty(targets.shape, int)
+  accuracy = np.empty(targets.shape)
+  for t in range(targets.shape[1]):
+    passes = curve >= targets[:, t : t + 1] - ACCURACY_TOLERANCE
+    first_fail = np.where(passes.all(1), len(grid_units), np.argmin(passes, axis=1))
+    ok = first_fail > 0
+    lo = np.where(ok, grid_units[np.maximum(first_fail - 1, 0)], -1)
+    hi = np.where(
+      first_fail < len(grid_units),
+      grid_units[np.minimum(first_fail, len(grid_units) - 1)],
+      n_units + 1,
+    )
+    lo_acc = np.where(ok, curve[np.arange(runs), np.maximum(first_fail - 1, 0)], curve[:, 0])
+    while True:
+      open_ = ok & (hi - lo > 1)
+      if not open_.any():
+        break
+      mid = np.where(open_, (lo + hi) // 2, 0)
+      acc = accuracy_at(mid)
+      up = open_ & (acc >= targets[:, t] - ACCURACY_TOLERANCE)
+      down = open_ & ~up
+      lo, lo_acc = np.where(up, mid, lo), np.where(up, acc, lo_acc)
+      hi = np.where(down, mid, hi)
+    units[:, t], accuracy[:, t] = lo, lo_acc
+  return PruningSearch(units, accuracy, grid_units, curve, int(n_units))

@@ -298,6 +298,7 @@ def load_dataset(
   source: str = "auto",
   train_subset: int | None = None,
   subset_seed: int = 0,
+  validation: float = 0.0,
 ) -> Dataset:
   """Loads a dataset by name into memory.
 
@@ -310,6 +311,8 @@ def load_dataset(
     train_subset: if set, keep this many training examples (a fixed random
       subset), for quick runs.
     subset_seed: seed of that subset.
+    validation: if > 0, hold out this fraction of the (subset) training set
+      and return it as the test set (see :func:`hold_out_validation`).
 
   Returns:
     A :class:`Dataset`.
@@ -354,4 +357,44 @@ def load_dataset(
       y_train=ds.y_train[keep],
       notes=ds.notes + f"; train subset of {train_subset} (seed {subset_seed})",
     )
+  if validation:
+    ds = hold_out_validation(ds, validation)
   return ds
+
+
+def hold_out_validation(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
+  """Carves a validation split from the training set; it *replaces* the test set.
+
+  For choosing hyperparameters without looking at the test set: train on
+  what remains, evaluate on the held-out part (a fixed random, stratified
+  ``fraction`` of every class), and only then use the real test set.
+
+  Example:
+    >>> ds = load_dataset("digits")
+    >>> val = hold_out_validation(ds, 0.2)
+    >>> len(val.y_train) + len(val.y_test) == len(ds.y_train), val.name
+    (True, 'digits:validation')
+  """
+  if not 0.0 < fraction < 1.0:
+    raise ValueError(f"validation fraction must lie in (0, 1); got {fraction}.")
+  rng = np.random.default_rng(seed)
+  held = []
+  for label in np.unique(ds.y_train):  # stratified: every class keeps its share
+    members = np.flatnonzero(ds.y_train == label)
+    held.extend(rng.permutation(members)[: int(round(fraction * len(members)))])
+  is_held = np.zeros(len(ds.y_train), bool)
+  is_held[held] = True
+  if is_held.all() or not is_held.any():
+    raise ValueError(
+      f"a validation fraction of {fraction} leaves no training or no validation example"
+      f" of the {len(ds.y_train)} in {ds.name}."
+    )
+  return dataclasses.replace(
+    ds,
+    name=f"{ds.name}:validation",
+    x_train=ds.x_train[~is_held],
+    y_train=ds.y_train[~is_held],
+    x_test=ds.x_train[is_held],
+    y_test=ds.y_train[is_held],
+    notes=ds.notes + f"; test set = {fraction:g} of the training set held out (seed {seed})",
+  )

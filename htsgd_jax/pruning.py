@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from htsgd_jax import columns as columns_lib
+from htsgd_jax import stable
 
 RULES = ("energy", "count")
 
@@ -58,7 +59,8 @@ def columns_to_prune(norms, fraction: float = 0.1, rule: str = "energy") -> jax.
 
   Args:
     norms: column norms, shape ``(n,)``.
-    fraction: energy fraction (``rule="energy"``) or column fraction (``"count"``).
+    fraction: energy fraction (``rule="energy"``) or column fraction
+      (``"count"``); may be traced (then it is not checked).
     rule: ``"energy"`` or ``"count"``.
 
   Example:
@@ -69,12 +71,13 @@ def columns_to_prune(norms, fraction: float = 0.1, rule: str = "energy") -> jax.
   """
   if rule not in RULES:
     raise ValueError(f"rule must be 'energy' or 'count'; got {rule!r}.")
-  check_fraction(fraction)
+  if stable.is_concrete(fraction):
+    check_fraction(fraction)
   n = norms.shape[-1]
   order = jnp.argsort(norms)
   rank = jnp.empty_like(order).at[order].set(jnp.arange(n))
   if rule == "count":
-    return rank < int(np.floor(fraction * n + 1e-9))
+    return rank < jnp.floor(fraction * n + 1e-9)
   energy = jnp.sort(norms) ** 2
   cumulative = jnp.cumsum(energy) / jnp.maximum(energy.sum(), jnp.finfo(energy.dtype).tiny)
   n_pruned = jnp.sum(cumulative <= fraction)
@@ -285,3 +288,25 @@ def dense_apply(params, x, activation=jax.nn.relu) -> jax.Array:
     if name != columns_lib.CLASSIFIER_NAME:
       x = activation(x)
   return x
+
+
+def dense_cost(params) -> dict[str, int]:
+  """Size and compute of a dense stack (as :func:`dense_apply` runs it), per example.
+
+  ``parameters`` counts every kernel and bias entry; ``flops`` counts
+  ``2 · fan_in · fan_out`` per layer (a multiply and an add per weight) plus
+  one add per bias entry, for one input example.
+
+  Example:
+    >>> p = {"hidden_0": {"kernel": np.zeros((3, 2)), "bias": np.zeros(2)},
+    ...      "classifier": {"kernel": np.zeros((2, 4))}}
+    >>> dense_cost(p)
+    {'parameters': 16, 'flops': 30}
+  """
+  parameters = flops = 0
+  for name in _dense_layer_names(params):
+    fan_in, fan_out = np.shape(params[name]["kernel"])
+    biases = int(np.size(params[name]["bias"])) if "bias" in params[name] else 0
+    parameters += fan_in * fan_out + biases
+    flops += 2 * fan_in * fan_out + biases
+  return dict(parameters=int(parameters), flops=int(flops))

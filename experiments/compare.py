@@ -1,0 +1,595 @@
+"""Which training gives the smallest network at the accuracy you need?
+
+  python -m experiments.compare --preset ecg5000_fcn:quick
+  python -m experiments.compare --preset mnist_fcn:quick
+
+The methods a practitioner would try, all with the preset's data, width,
+learning rate, batch size, step budget and seeds: plain SGD; Gaussian
+noise (α = 2, the preset's noise type); heavy-tailed noise of types 1, 2
+and 3 (the preset's α); group lasso on the hidden units' columns
+(:func:`htsgd_jax.group_lasso`, a proximal step after SGD).
+
+1. **Tuning, on a validation split.** Each method's strength (σ for the
+   noises, from ``SIGMA_FACTORS`` × the preset's σ; λ for group lasso, from
+   the preset's ``group_lasso_grid``) is chosen with ``--validation`` (0.2)
+   of the training set held out: every grid point trains on the rest
+   (``--tuning-seeds``; σ and λ are traced values, so a noise type's whole
+   grid is one compiled program), and the strength that lets the most hidden
+   units go while validation accuracy stays within Δ of plain SGD's (same
+   seed) wins; ties go to the weaker strength. The test set is not looked at.
+2. **Evaluation, on the test set.** Each method at its strength trains on the
+   whole training set for every seed (≥ 5). *The accuracy you need* is plain
+   SGD's unpruned test accuracy, same seed, minus Δ (``--delta``, 1 point).
+   A network's *smallest version* removes the most hidden units (smallest
+   column norms first, the same number in every hidden layer) while test
+   accuracy stays at or above that, found by :func:`htsgd_jax.search_prunable`
+   to a single unit; a run whose unpruned network misses it counts at full
+   size. The smallest version is then built for real
+   (:func:`htsgd_jax.compact_dense`), checked to compute the masked network's
+   logits, and timed at batch 1 and 1000 against the full network.
+
+Reports in ``OUT`` (default ``results/compare_<preset>``):
+
+* ``compare.md``: mean ± std over seeds per method, with a paired t-test of
+  parameters kept against plain SGD (the same seeds: same initialisation and
+  data order), also printed;
+* ``compare.csv`` (one row per run) and ``curves.csv`` (test accuracy vs
+  units removed and parameters kept, every run);
+* ``pareto.png``: test accuracy vs parameters kept, every method;
+* ``tuning.md``: the validation scores of every strength.
+
+Training is resumable like ``experiments.reproduce`` (runs are records under
+``OUT/tuning`` and ``OUT/runs``; SIGINT/SIGTERM checkpoint the program in
+flight; the same command resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import pathlib
+import sys
+from collections import defaultdict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.timing import timed_interleaved
+from experiments import pipeline
+from experiments.cli import (
+  add_run_flags,
+  check_or_exit,
+  check_run_flags,
+  check_unique_seeds,
+  load_data_or_exit,
+  prepare_out_dir,
+  require_experiment_extras,
+  usage_error,
+)
+from experiments.presets import Experiment, get_experiments
+from htsgd_jax import compression, models, pruning, records
+from htsgd_jax.data import Dataset
+from htsgd_jax.train import TrainConfig, check_fits, evaluate
+
+METHODS = ("plain", "gaussian", "type1", "type2", "type3", "group_lasso")
+SIGMA_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
+LATENCY_BATCHES = (1, 1000)
+# The compact network must compute the masked one's logits to float32 rounding.
+MATCH_TOLERANCE = 1e-4
+
+
+def strength_label(method: str, strength: float) -> str:
+  """``σ = 0.5``, ``λ = 0.1``, or ``—`` for plain SGD.
+
+  Example:
+    >>> strength_label("group_lasso", 0.1), strength_label("plain", 0.0)
+    ('λ = 0.1', '—')
+  """
+  if method == "plain":
+    return "—"
+  return f"{'λ' if method == 'group_lasso' else 'σ'} = {strength:g}"
+
+
+def strength_grid(exp: Experiment, method: str) -> tuple[float, ...]:
+  """The strengths tuned over for ``method`` (plain SGD has none: ``(0.0,)``).
+
+  Example:
+    >>> from experiments.presets import get_experiments
+    >>> strength_grid(get_experiments("ecg5000_fcn:quick")[0], "type2")
+    (0.05, 0.15, 0.5, 1.5, 5.0)
+  """
+  if method == "plain":
+    return (0.0,)
+  if method == "group_lasso":
+    return tuple(exp.group_lasso_grid)
+  return tuple(float(f"{exp.noisy.sigma * f:.6g}") for f in SIGMA_FACTORS)
+
+
+def method_config(exp: Experiment, method: str, strength: float) -> TrainConfig:
+  """The preset's config, trained with ``method`` at ``strength``, on the compare budget.
+
+  Example:
+    >>> from experiments.presets import get_experiments
+    >>> cfg = method_config(get_experiments("ecg5000_fcn:quick")[0], "gaussian", 0.5)
+    >>> cfg.alpha, cfg.noise_type, cfg.sigma
+    (2.0, 2, 0.5)
+  """
+  base = dataclasses.replace(exp.noisy, max_steps=exp.compare_steps or exp.noisy.max_steps)
+  if method == "plain":
+    return dataclasses.replace(base, noise_type=0, sigma=0.0)
+  if method == "group_lasso":
+    return dataclasses.replace(base, noise_type=0, sigma=0.0, group_lasso=strength)
+  if method == "gaussian":
+    return dataclasses.replace(base, alpha=2.0, sigma=strength)
+  if method in ("type1", "type2", "type3"):
+    return dataclasses.replace(base, noise_type=int(method[-1]), sigma=strength)
+  raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}.")
+
+
+@dataclasses.dataclass
+class Trained:
+  """A finished run of one method, with its parameters."""
+
+  method: str
+  strength: float
+  seed: int
+  config: TrainConfig
+  record: dict
+  params: dict
+
+
+def train_and_load(
+  runs: list[tuple[str, float, int, TrainConfig]],
+  dataset: Dataset,
+  out: pathlib.Path,
+  label: str,
+  args,
+) -> tuple[list[Trained], str | None]:
+  """Trains what is missing (resumable, see :mod:`experiments.pipeline`); loads what finished."""
+  named = [(method, f"{method}_{s:g}_seed{seed}", cfg) for method, s, seed, cfg in runs]
+  stop = pipeline.train_missing(
+    named,
+    dataset,
+    out,
+    label,
+    not args.no_progress,
+    args.force,
+    args.checkpoint_every_s,
+  )
+  done = []
+  for (method, strength, seed, cfg), (_, name, _) in zip(runs, named):
+    path = pipeline.run_dir(out, name, cfg)
+    record = pipeline.read_checked_record(path, cfg)
+    if records.is_finished(path, record):
+      try:
+        done.append(Trained(method, strength, seed, cfg, record, records.read_params(path)))
+      except records.DamagedFileError as err:
+        usage_error(str(err))
+  return done, stop
+
+
+def _apply_fn(cfg: TrainConfig, num_classes: int):
+  model = models.build_model(cfg.model, num_classes, cfg.width, cfg.depth)
+
+  def apply(params, x):
+    return model.apply({"params": params}, x)
+
+  return apply
+
+
+def unpruned_accuracy(apply, trained: list[Trained], x, y, batch_size: int) -> np.ndarray:
+  """Test (or validation) accuracy of every run's network, all runs in one program."""
+  stacked = compression.stack([t.params for t in trained])
+  one = jax.jit(jax.vmap(lambda p: evaluate(apply, p, x, y, batch_size)[1]))
+  return np.asarray(one(stacked))
+
+
+def search(trained: list[Trained], dataset: Dataset, delta: float, own: bool):
+  """:func:`htsgd_jax.search_prunable` on ``dataset``'s test split for every run.
+
+  Targets: plain SGD's accuracy (same seed) − Δ, and with ``own`` also the
+  run's own accuracy − Δ. Returns (search, unpruned accuracy, plain accuracy).
+  """
+  cfg = trained[0].config
+  apply = _apply_fn(cfg, dataset.num_classes)
+  x, y = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+  accuracy = unpruned_accuracy(apply, trained, x, y, cfg.eval_batch_size)
+  plain = {t.seed: a for t, a in zip(trained, accuracy) if t.method == "plain"}
+  missing = sorted({t.seed for t in trained} - set(plain))
+  if missing:
+    usage_error(f"plain SGD has no finished run for seed(s) {missing}: rerun the command.")
+  reference = np.asarray([plain[t.seed] for t in trained])
+  targets = [reference - delta] + ([accuracy - delta] if own else [])
+  found = compression.search_prunable(
+    apply,
+    [t.params for t in trained],
+    x,
+    y,
+    np.stack(targets, axis=1),
+    conv_column=cfg.conv_column,
+    eval_batch_size=cfg.eval_batch_size,
+  )
+  return found, accuracy, reference
+
+
+def choose_strengths(trained: list[Trained], found, n_units: int) -> tuple[dict, list[dict]]:
+  """Per method, the strength with the most units removable on validation (ties: the weaker)."""
+  removed = np.maximum(found.units[:, 0], 0) / n_units
+  scores = defaultdict(list)
+  for t, r in zip(trained, removed):
+    scores[(t.method, t.strength)].append(r)
+  rows, best = [], {}
+  for (method, strength), values in sorted(
+    scores.items(), key=lambda kv: (METHODS.index(kv[0][0]), kv[0][1])
+  ):
+    score = float(np.mean(values))
+    rows.append(dict(method=method, strength=strength, score=score, runs=len(values)))
+    if method not in best or score > best[method][1] + 1e-12:
+      best[method] = (strength, score)
+  for row in rows:
+    row["chosen"] = best[row["method"]][0] == row["strength"]
+  return {m: s for m, (s, _) in best.items()}, rows
+
+
+def tuning_table(rows: list[dict], accuracy_by: dict, delta: float) -> str:
+  lines = [
+    f"Validation split: the most hidden units removable (smallest norms first) with validation"
+    f" accuracy within {delta:g} point(s) of plain SGD's, mean over tuning seeds.\n",
+    "| method | strength | runs | val. acc. (unpruned) | units removable (%) | chosen |",
+    "|---|---|---|---|---|---|",
+  ]
+  for r in rows:
+    lines.append(
+      f"| {r['method']} | {strength_label(r['method'], r['strength'])} | {r['runs']}"
+      f" | {np.mean(accuracy_by[(r['method'], r['strength'])]):.2f}"
+      f" | {100 * r['score']:.1f} | {'✓' if r['chosen'] else ''} |"
+    )
+  return "\n".join(lines) + "\n"
+
+
+def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int) -> list[dict]:
+  """Builds every run's smallest network for real; checks it against the masked one; times it."""
+  cfg = trained[0].config
+  apply = _apply_fn(cfg, dataset.num_classes)
+  x_check = jnp.asarray(dataset.x_test[:1000])
+  inputs = {
+    b: jnp.asarray(np.resize(dataset.x_test, (b, *dataset.input_shape))) for b in LATENCY_BATCHES
+  }
+  full_apply = jax.jit(pruning.dense_apply)
+  rows = []
+  for i, t in enumerate(trained):
+    units = max(int(found.units[i, 0]), 0)
+    masked = compression.without_units(t.params, units, found.n_units, cfg.conv_column)
+    compact = pruning.compact_dense(masked)
+    want = np.asarray(apply(masked, x_check))
+    got = np.asarray(full_apply(compact.params, x_check))
+    mismatch = float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
+    if not mismatch <= MATCH_TOLERANCE:
+      raise AssertionError(
+        f"the compact network of {t.method} seed {t.seed} differs from its masked version"
+        f" by {mismatch:.2e} of the logit scale; this is a bug in compact_dense."
+      )
+    row = dict(
+      compact_widths=sum(compact.widths.values()),
+      compact_mismatch=mismatch,
+      **{f"compact_{k}": v for k, v in pruning.dense_cost(compact.params).items()},
+      **{f"full_{k}": v for k, v in pruning.dense_cost(t.params).items()},
+    )
+    for b in LATENCY_BATCHES:
+      times = timed_interleaved(
+        dict(
+          full=lambda b=b: full_apply(t.params, inputs[b]),
+          compact=lambda b=b, c=compact: full_apply(c.params, inputs[b]),
+        ),
+        timing_repeats if b > 1 else 5 * timing_repeats,
+      )
+      row[f"full_latency_b{b}_ms"] = 1e3 * times["full"]["median"]
+      row[f"compact_latency_b{b}_ms"] = 1e3 * times["compact"]["median"]
+    rows.append(row)
+  return rows
+
+
+def curve_parameters(trained: list[Trained], found, conv_column: str) -> np.ndarray:
+  """``(runs, points)``: parameters of the compact network at each curve point."""
+  out = np.empty(found.curve.shape)
+  for i, t in enumerate(trained):
+    for j, k in enumerate(found.grid_units):
+      masked = compression.without_units(t.params, k, found.n_units, conv_column)
+      out[i, j] = pruning.dense_cost(pruning.compact_dense(masked).params)["parameters"]
+  return out
+
+
+def _mean_std(values, fmt="{:.2f}") -> str:
+  v = np.asarray(values, float)
+  v = v[np.isfinite(v)]
+  if not v.size:
+    return "—"
+  return f"{fmt.format(v.mean())} ± {fmt.format(v.std())}" if v.size > 1 else fmt.format(v.mean())
+
+
+def paired_p_value(a, b) -> float:
+  """Two-sided paired t-test p-value of ``a`` vs ``b``; NaN when undefined (no differences).
+
+  Example:
+    >>> round(paired_p_value([1.0, 2.0, 3.0, 4.0], [2.0, 3.5, 4.0, 6.0]), 4)
+    0.0105
+  """
+  from scipy import stats
+
+  d = np.asarray(a, float) - np.asarray(b, float)
+  if d.size < 2:
+    return float("nan")
+  if np.all(d == d[0]):  # no spread: the t statistic is 0/0 or ±inf
+    return float("nan") if d[0] == 0 else 0.0
+  return float(stats.ttest_rel(a, b).pvalue)
+
+
+def compare_table(rows: list[dict], delta: float) -> str:
+  """Mean ± std per method; p-values of a paired t-test of parameters kept vs plain SGD."""
+  by_method = defaultdict(list)
+  for r in rows:
+    by_method[r["method"]].append(r)
+  plain = {r["seed"]: r for r in by_method.get("plain", [])}
+  full = rows[0]["full_parameters"]
+  lines = [
+    f"Smallest network within {delta:g} point(s) of plain SGD's test accuracy (same seed);"
+    f" full network: {full:,} parameters, {rows[0]['full_flops']:,} FLOPs per example,"
+    f" {np.median([r['full_latency_b1_ms'] for r in rows]):.3f} ms at batch 1 and"
+    f" {np.median([r['full_latency_b1000_ms'] for r in rows]):.2f} ms at batch 1000.\n",
+    "| method | strength | seeds | test acc. | reached target | units kept (%) |"
+    " parameters kept (%) | p vs plain | pruned test acc. | FLOPs kept (%) |"
+    " latency b1 (ms) | latency b1000 (ms) | units kept (%), within Δ of itself |",
+    "|" + "---|" * 13,
+  ]
+  for method in [m for m in METHODS if m in by_method]:
+    rs = sorted(by_method[method], key=lambda r: r["seed"])
+    kept = [100 * r["parameters_kept"] for r in rs]
+    paired = [100 * plain[r["seed"]]["parameters_kept"] for r in rs if r["seed"] in plain]
+    p = paired_p_value(kept, paired) if method != "plain" and len(paired) == len(kept) else None
+    lines.append(
+      f"| {method} | {strength_label(method, rs[0]['strength'])} | {len(rs)}"
+      f" | {_mean_std([r['test_accuracy'] for r in rs])}"
+      f" | {sum(r['reached_target'] for r in rs)}/{len(rs)}"
+      f" | {_mean_std([100 * r['units_kept'] for r in rs], '{:.1f}')}"
+      f" | {_mean_std(kept, '{:.1f}')}"
+      f" | {'—' if p is None or not np.isfinite(p) else f'{p:.2g}'}"
+      f" | {_mean_std([r['pruned_test_accuracy'] for r in rs])}"
+      f" | {_mean_std([100 * r['compact_flops'] / r['full_flops'] for r in rs], '{:.1f}')}"
+      f" | {_mean_std([r['compact_latency_b1_ms'] for r in rs], '{:.3f}')}"
+      f" | {_mean_std([r['compact_latency_b1000_ms'] for r in rs], '{:.2f}')}"
+      f" | {_mean_std([100 * r['own_units_kept'] for r in rs], '{:.1f}')} |"
+    )
+  lines.append(
+    "\nA run whose unpruned network misses the target counts at full size. Latency: median of"
+    " interleaved timings of the compact and the full network (jit, this machine)."
+  )
+  return "\n".join(lines) + "\n"
+
+
+def pareto_plot(rows: list[dict], curves: list[dict], reference: float, delta: float, path):
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  colors = dict(
+    plain="tab:blue",
+    gaussian="tab:gray",
+    type1="tab:orange",
+    type2="tab:red",
+    type3="tab:purple",
+    group_lasso="tab:green",
+  )
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for method in METHODS:
+    cs = [c for c in curves if c["method"] == method]
+    if not cs:
+      continue
+    params = np.mean([c["parameters"] for c in cs], axis=0)
+    acc = np.mean([c["test_accuracy"] for c in cs], axis=0)
+    ax.plot(params, acc, "-", color=colors[method], alpha=0.6, label=f"{method} (mean curve)")
+    pts = [r for r in rows if r["method"] == method]
+    ax.scatter(
+      [r["compact_parameters"] for r in pts],
+      [r["pruned_test_accuracy"] for r in pts],
+      color=colors[method],
+      edgecolor="black",
+      zorder=3,
+    )
+  ax.axhline(reference - delta, color="black", ls="--", lw=1, label=f"plain SGD − {delta:g} point")
+  ax.set(
+    xscale="log",
+    xlabel="parameters kept (compact network)",
+    ylabel="test accuracy (%)",
+    title="accuracy vs size; dots: each run's smallest network within the target",
+    ylim=(max(0, reference - 20), min(100, reference + 3)),
+  )
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=8, loc="lower right")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def write_csv(path: pathlib.Path, rows: list[dict]) -> None:
+  with open(path, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    "--preset", default="ecg5000_fcn:quick", help="a preset of experiments.reproduce (an FCN one)"
+  )
+  parser.add_argument(
+    "--out", default=None, help="output directory (default results/compare_<preset>)"
+  )
+  parser.add_argument(
+    "--seeds", type=int, nargs="+", default=None, help="evaluation seeds (default: the preset's)"
+  )
+  parser.add_argument(
+    "--tuning-seeds",
+    type=int,
+    nargs="+",
+    default=[101, 102],
+    help="seeds of the tuning runs (default: %(default)s)",
+  )
+  parser.add_argument(
+    "--methods",
+    nargs="+",
+    default=list(METHODS),
+    choices=METHODS,
+    help="methods to compare (plain SGD always runs)",
+  )
+  parser.add_argument(
+    "--delta",
+    type=float,
+    default=1.0,
+    help="accuracy points a smaller network may lose (default: %(default)s)",
+  )
+  parser.add_argument(
+    "--validation",
+    type=float,
+    default=0.2,
+    help="fraction of the training set held out for tuning (default: %(default)s)",
+  )
+  parser.add_argument(
+    "--timing-repeats",
+    type=int,
+    default=20,
+    help="timed calls per latency figure (batch 1: 5x) (default: %(default)s)",
+  )
+  add_run_flags(parser, "retrain every run, replacing its files")
+  args = parser.parse_args(argv)
+  check_run_flags(args)
+  require_experiment_extras()
+  try:
+    experiments = get_experiments(args.preset)
+  except ValueError as err:
+    usage_error(str(err))
+  if len(experiments) != 1 or experiments[0].noisy.model != "fcn":
+    usage_error(f"compare needs one FCN preset (e.g. ecg5000_fcn:quick); {args.preset!r} is not.")
+  exp = experiments[0]
+  seeds = tuple(args.seeds or exp.seeds)
+  check_unique_seeds(seeds)
+  check_unique_seeds(args.tuning_seeds)
+  if len(seeds) < 2:
+    usage_error("a paired test needs at least 2 seeds; the issue's standard is 5.")
+  if not 0 < args.delta < 100:
+    usage_error(f"--delta is in accuracy points, in (0, 100); got {args.delta}.")
+  if not 0 < args.validation < 1:
+    usage_error(f"--validation is a fraction in (0, 1); got {args.validation}.")
+  methods = ["plain"] + [m for m in args.methods if m != "plain"]
+  # Everything is checked and loaded before the first program compiles.
+  tuning_runs = [
+    (
+      m,
+      s,
+      seed,
+      dataclasses.replace(method_config(exp, m, s), seed=seed, validation=args.validation),
+    )
+    for m in methods
+    for s in strength_grid(exp, m)
+    for seed in args.tuning_seeds
+  ]
+  validation_data = load_data_or_exit(tuning_runs[0][3])
+  dataset = load_data_or_exit(dataclasses.replace(tuning_runs[0][3], validation=0.0))
+  check_or_exit(check_fits, tuning_runs[0][3], validation_data)
+  out = prepare_out_dir(args.out or f"results/compare_{args.preset.replace(':', '_')}")
+  pipeline.claim_out_dir(out, "compare", args.preset)
+
+  print(
+    f"[{exp.name}] 1. tuning {len(methods) - 1} methods on a validation split"
+    f" ({args.validation:g} of the training set)"
+  )
+  tuned, stop = train_and_load(tuning_runs, validation_data, out / "tuning", "tuning", args)
+  if stop:
+    return pipeline.report([], out, stop)
+  if len(tuned) < len(tuning_runs):
+    usage_error("some tuning runs are unfinished; rerun the same command.")
+  found, val_accuracy, _ = search(tuned, validation_data, args.delta, own=False)
+  chosen, score_rows = choose_strengths(tuned, found, found.n_units)
+  accuracy_by = defaultdict(list)
+  for t, a in zip(tuned, val_accuracy):
+    accuracy_by[(t.method, t.strength)].append(a)
+  tuning_md = tuning_table(score_rows, accuracy_by, args.delta)
+  (out / "tuning.md").write_text(tuning_md)
+  print(tuning_md)
+
+  print(f"[{exp.name}] 2. every method at its strength, seeds {list(seeds)}, whole training set")
+  final_runs = [
+    (m, chosen[m], seed, dataclasses.replace(method_config(exp, m, chosen[m]), seed=seed))
+    for m in methods
+    for seed in seeds
+  ]
+  trained, stop = train_and_load(final_runs, dataset, out / "runs", "compare", args)
+  if stop:
+    return pipeline.report([], out, stop)
+  print(f"[{exp.name}] 3. searching each network's smallest version on the test set")
+  found, accuracy, reference = search(trained, dataset, args.delta, own=True)
+  measured = measure(trained, found, dataset, args.timing_repeats)
+  parameters = curve_parameters(trained, found, exp.noisy.conv_column)
+  rows, curves = [], []
+  for i, t in enumerate(trained):
+    units, own_units = found.units[i]
+    rows.append(
+      dict(
+        method=t.method,
+        strength=t.strength,
+        seed=t.seed,
+        status=t.record["status"],
+        steps=t.record["steps"],
+        test_accuracy=float(accuracy[i]),
+        target_accuracy=float(reference[i] - args.delta),
+        reached_target=bool(units >= 0),
+        units_removed=max(int(units), 0),
+        units_kept=1 - max(int(units), 0) / found.n_units,
+        parameters_kept=measured[i]["compact_parameters"] / measured[i]["full_parameters"],
+        pruned_test_accuracy=float(found.accuracy[i, 0]),
+        own_units_kept=1 - max(int(own_units), 0) / found.n_units,
+        own_pruned_test_accuracy=float(found.accuracy[i, 1]),
+        **measured[i],
+        wall_time_s=t.record.get("wall_time_s"),
+      )
+    )
+    for j, k in enumerate(found.grid_units):
+      curves.append(
+        dict(
+          method=t.method,
+          seed=t.seed,
+          units_removed=int(k),
+          parameters=int(parameters[i, j]),
+          test_accuracy=float(found.curve[i, j]),
+        )
+      )
+  write_csv(out / "compare.csv", rows)
+  write_csv(out / "curves.csv", curves)
+  by_run = defaultdict(lambda: dict(parameters=[], test_accuracy=[]))
+  for c in curves:
+    by_run[(c["method"], c["seed"])]["parameters"].append(c["parameters"])
+    by_run[(c["method"], c["seed"])]["test_accuracy"].append(c["test_accuracy"])
+  pareto_plot(
+    rows,
+    [dict(method=m, **v) for (m, _), v in by_run.items()],
+    float(np.mean(reference)),
+    args.delta,
+    out / "pareto.png",
+  )
+  table = compare_table(rows, args.delta)
+  (out / "compare.md").write_text(table)
+  (out / "chosen.json").write_text(json.dumps(dict(delta=args.delta, strengths=chosen), indent=1))
+  print(
+    f"\n{table}\nwritten to {out}/ (compare.md, compare.csv, curves.csv, pareto.png, tuning.md)"
+  )
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,297 @@
+"""What compressibility buys: group lasso, validation splits, the equal-accuracy search, compare."""
+
+import csv
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from htsgd_jax import compression, data, models, proximal, pruning
+from htsgd_jax.train import TrainConfig, Trainer
+
+
+# ------------------------------------------------------------- group lasso
+def test_shrink_columns_is_the_block_soft_threshold():
+  rng = np.random.default_rng(0)
+  kernel = rng.normal(size=(5, 7)).astype(np.float32)
+  kernel[:, 3] = 0.0
+  threshold = 2.0
+  out = np.asarray(proximal.shrink_columns(jnp.asarray(kernel), threshold))
+  for j in range(7):
+    norm = np.linalg.norm(kernel[:, j])
+    want = kernel[:, j] * max(0.0, 1 - threshold / norm) if norm > 0 else 0 * kernel[:, j]
+    np.testing.assert_allclose(out[:, j], want, rtol=1e-6, atol=1e-7)
+  assert np.all(out[:, 3] == 0) and np.isfinite(out).all()
+
+
+def test_group_lasso_zeroes_columns_exactly_and_leaves_the_rest():
+  params = {
+    "hidden_0": {"kernel": jnp.array([[3.0, 0.03], [4.0, 0.04]])},
+    "classifier": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)},
+  }
+  tx = optax.chain(optax.sgd(0.1), proximal.group_lasso(1.0, 0.1))
+  grads = jax.tree.map(jnp.ones_like, params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  new = optax.apply_updates(params, updates)
+  # Column 2 after the step, (-0.07, -0.06), has norm 0.092 < lr·λ = 0.1: exactly zero.
+  assert np.all(np.asarray(new["hidden_0"]["kernel"][:, 1]) == 0.0)
+  stepped = np.array([2.9, 3.9])
+  np.testing.assert_allclose(
+    new["hidden_0"]["kernel"][:, 0], stepped * (1 - 0.1 / np.linalg.norm(stepped)), rtol=1e-6
+  )
+  # The classifier is not penalised: plain SGD there.
+  np.testing.assert_allclose(new["classifier"]["kernel"], 0.9 * np.ones((2, 2)), rtol=1e-6)
+
+
+def test_traced_group_lasso_strengths():
+  params = {
+    "hidden_0": {"kernel": jnp.arange(6.0).reshape(2, 3)},
+    "classifier": {"kernel": jnp.ones((3, 2))},
+  }
+  grads = jax.tree.map(lambda x: 0.37 * jnp.ones_like(x), params)
+
+  @jax.jit
+  def step(strength):
+    tx = optax.chain(optax.sgd(0.1), proximal.group_lasso(strength, 0.1))
+    return tx.update(grads, tx.init(params), params)[0]
+
+  plain = optax.sgd(0.1).update(grads, optax.sgd(0.1).init(params))[0]
+  # A traced λ of 0 is plain SGD bit for bit (plain runs ride in group-lasso programs).
+  assert all(
+    np.array_equal(a, b) for a, b in zip(jax.tree.leaves(step(0.0)), jax.tree.leaves(plain))
+  )
+  for bad in (-1.0, np.nan):
+    out = step(bad)
+    assert np.isnan(out["hidden_0"]["kernel"]).all()
+    assert np.array_equal(out["classifier"]["kernel"], plain["classifier"]["kernel"])
+  with pytest.raises(ValueError, match="group lasso strength"):
+    proximal.group_lasso(-1.0, 0.1)
+
+
+def test_group_lasso_in_the_trainer_beside_plain_runs():
+  ds = data.load_dataset("digits")
+  base = TrainConfig(
+    dataset="digits",
+    width=64,
+    lr=0.1,
+    batch_size=100,
+    max_steps=60,
+    eval_every=30,
+    target_accuracy=None,
+    noise_type=0,
+  )
+  alone = Trainer([base], ds).run(progress=False)[0]
+  runs = Trainer([base, dataclasses.replace(base, group_lasso=0.1)], ds).run(progress=False)
+  # The plain run is untouched by sharing the program with a group-lasso run ...
+  for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(runs[0].params)):
+    np.testing.assert_array_equal(a, b)
+  # ... which removes whole units, exactly: compact_dense drops them.
+  kernel = runs[1].params["hidden_0"]["kernel"]
+  dead = int(np.sum(np.all(kernel == 0, axis=0)))
+  assert 0 < dead < 64
+  assert pruning.compact_dense(runs[1].params).widths == {"hidden_0": 64 - dead}
+
+
+# ------------------------------------------------------- identity, splits
+def test_new_fields_keep_the_fingerprints_of_recorded_runs():
+  from experiments.presets import get_experiments
+
+  ecg, mnist = (
+    get_experiments(p)[0].runs()[0][2] for p in ("ecg5000_fcn:quick", "mnist_fcn:quick")
+  )
+  # Values from before group_lasso and validation existed: old run directories still match.
+  assert (ecg.fingerprint(), mnist.fingerprint()) == ("5dc726bd09", "36ca89f87c")
+  assert dataclasses.replace(ecg, group_lasso=0.1).fingerprint() != ecg.fingerprint()
+  assert dataclasses.replace(ecg, validation=0.2).fingerprint() != ecg.fingerprint()
+  with pytest.raises(ValueError, match="validation"):
+    TrainConfig(validation=1.0)
+
+
+def test_validation_split_is_held_out_of_training_and_stratified():
+  ds = data.load_dataset("digits")
+  val = data.hold_out_validation(ds, 0.2)
+  assert len(val.y_train) + len(val.y_test) == len(ds.y_train)
+  assert np.array_equal(val.x_test, data.hold_out_validation(ds, 0.2).x_test)  # fixed
+  rows = {r.tobytes() for r in ds.x_train.reshape(len(ds.y_train), -1)}
+  held = {r.tobytes() for r in val.x_test.reshape(len(val.y_test), -1)}
+  kept = {r.tobytes() for r in val.x_train.reshape(len(val.y_train), -1)}
+  assert held <= rows and not held & kept  # from the training set, never trained on
+  for c in range(10):
+    share = np.mean(val.y_test == c) / np.mean(ds.y_train == c)
+    assert 0.9 < share * len(val.y_test) / len(ds.y_train) / 0.2 < 1.1
+  loaded = data.load_dataset("digits", validation=0.2)
+  assert np.array_equal(loaded.x_test, val.x_test) and loaded.name == "digits:validation"
+
+
+# ------------------------------------------------------ equal-accuracy search
+@pytest.fixture(scope="module")
+def trained_digits():
+  ds = data.load_dataset("digits")
+  cfgs = [
+    TrainConfig(
+      dataset="digits",
+      width=48,
+      lr=0.1,
+      batch_size=100,
+      max_steps=150,
+      eval_every=50,
+      target_accuracy=None,
+      seed=s,
+      noise_type=2,
+      sigma=0.05 * (s - 1),
+    )
+    for s in (1, 2)
+  ]
+  results = Trainer(cfgs, ds).run(progress=False)
+  model = models.FCN(width=48, num_classes=10)
+
+  def apply(p, x):
+    return model.apply({"params": p}, x)
+
+  return ds, apply, [r.params for r in results]
+
+
+def _exhaustive(apply, params, ds):
+  """Accuracy with k units removed, for every k: the brute force the search must agree with."""
+  out = []
+  for k in range(49):
+    pruned, _ = pruning.prune(params, k / 48, "count")  # independent of without_units
+    logits = apply(pruned, ds.x_test)
+    out.append(100 * float(np.mean(np.argmax(logits, -1) == ds.y_test)))
+  return np.asarray(out)
+
+
+def test_search_finds_the_first_failure_to_one_unit(trained_digits):
+  ds, apply, params = trained_digits
+  curves = [_exhaustive(apply, p, ds) for p in params]
+  targets = [[c[0] - 1.0, c[0] - 10.0] for c in curves]
+  # A grid of every unit: the search is then the exhaustive definition.
+  fine = compression.search_prunable(
+    apply, params, ds.x_test, ds.y_test, targets, grid=tuple(np.arange(49) / 48)
+  )
+  found = compression.search_prunable(apply, params, ds.x_test, ds.y_test, targets)
+  off_grid = []
+  for i, curve in enumerate(curves):
+    np.testing.assert_allclose(found.curve[i], curve[found.grid_units], atol=1e-4)
+    for t in range(2):
+      fails = np.flatnonzero(curve < targets[i][t] - 1e-4)
+      assert fine.units[i, t] == (fails[0] - 1 if fails.size else 48)
+      k = found.units[i, t]
+      # Grid and bisection: k passes, k + 1 fails, and no grid point up to k fails.
+      assert curve[k] >= targets[i][t] - 1e-4 and np.isclose(
+        found.accuracy[i, t], curve[k], atol=1e-4
+      )
+      assert k == 48 or curve[k + 1] < targets[i][t] + 1e-4
+      assert np.all(curve[found.grid_units[found.grid_units <= k]] >= targets[i][t] - 1e-4)
+      off_grid.append(k not in found.grid_units)
+  assert any(off_grid)  # searched between grid points, not read off the 5% grid
+  # A target above the unpruned accuracy is missed: -1.
+  missed = compression.search_prunable(apply, params, ds.x_test, ds.y_test, [[101.0], [101.0]])
+  assert (missed.units == -1).all()
+
+
+# ----------------------------------------------------------------- compare
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+  """The compare command end to end on a small digits preset (tuning, runs, reports)."""
+  from experiments import compare
+  from experiments.presets import Experiment
+
+  exp = Experiment(
+    "digits_fcn_tiny",
+    TrainConfig(
+      dataset="digits",
+      width=32,
+      lr=0.1,
+      batch_size=100,
+      max_steps=60,
+      eval_every=30,
+      target_accuracy=None,
+      noise_type=2,
+      alpha=1.75,
+      sigma=0.05,
+      converge_on="before_noise",
+    ),
+    seeds=(1, 2, 3, 4, 5),
+    group_lasso_grid=(0.1, 1.0),
+  )
+  out = tmp_path_factory.mktemp("compare")
+  argv = ["--preset", "tiny", "--out", str(out), "--no-progress", "--timing-repeats", "2"]
+
+  def run():
+    with pytest.MonkeyPatch.context() as mp:
+      mp.setattr(compare, "get_experiments", lambda preset: [exp])
+      mp.setattr(compare, "SIGMA_FACTORS", (0.3, 3.0))
+      return compare.main(argv)
+
+  return out, run(), compare, run
+
+
+def test_compare_reports_every_method_over_five_seeds(compared):
+  out, code, compare, _ = compared
+  assert code == 0
+  rows = list(csv.DictReader(open(out / "compare.csv")))
+  assert sorted({r["method"] for r in rows}) == sorted(compare.METHODS)
+  for method in compare.METHODS:
+    assert sorted(int(r["seed"]) for r in rows if r["method"] == method) == [1, 2, 3, 4, 5]
+  for r in rows:
+    # The compact network computes the masked one's logits, and is as small as it says.
+    assert float(r["compact_mismatch"]) <= compare.MATCH_TOLERANCE
+    assert int(r["compact_parameters"]) <= int(r["full_parameters"])
+    if r["reached_target"] == "True":
+      assert float(r["pruned_test_accuracy"]) >= float(r["target_accuracy"]) - 1e-4
+    for b in compare.LATENCY_BATCHES:
+      assert float(r[f"compact_latency_b{b}_ms"]) > 0
+  table = (out / "compare.md").read_text()
+  for method in compare.METHODS:
+    assert f"| {method} |" in table
+  tuning = (out / "tuning.md").read_text()
+  assert tuning.count("✓") == len(compare.METHODS)  # one strength chosen per method
+  assert (out / "pareto.png").stat().st_size > 0
+  curves = list(csv.DictReader(open(out / "curves.csv")))
+  assert len(curves) == len(rows) * 21
+
+
+def test_compare_tunes_on_validation_only(compared):
+  out, _, _, _ = compared
+  import json
+
+  for record in (out / "tuning").glob("*/record.json"):
+    meta = json.loads(record.read_text())
+    assert meta["config"]["validation"] == 0.2
+    assert meta["dataset"]["name"] == "digits:validation"
+  for record in (out / "runs").glob("*/record.json"):
+    assert json.loads(record.read_text())["config"]["validation"] == 0.0
+
+
+def test_compare_rerun_trains_nothing(compared, capsys):
+  out, _, _, run = compared
+  before = (out / "compare.csv").read_text()
+  assert run() == 0
+  assert "] training" not in capsys.readouterr().out
+  after = (out / "compare.csv").read_text()
+  strip = [[r.split(",")[:12] for r in t.splitlines()] for t in (before, after)]
+  assert strip[0] == strip[1]  # same runs, same search (timings aside)
+
+
+@pytest.mark.parametrize(
+  "flags, message",
+  [
+    (["--seeds", "1"], "at least 2 seeds"),
+    (["--delta", "0"], "--delta"),
+    (["--validation", "1"], "--validation"),
+    (["--preset", "cifar10_vgg:quick"], "FCN preset"),
+    (["--tuning-seeds", "3", "3"], "repeats a seed"),
+  ],
+)
+def test_compare_refuses_bad_flags_before_training(tmp_path, flags, message, capsys):
+  from experiments import compare
+
+  with pytest.raises(SystemExit) as exit_info:
+    compare.main(["--out", str(tmp_path / "o"), *flags])
+  assert exit_info.value.code == 2
+  assert message in capsys.readouterr().err
+  assert not (tmp_path / "o").exists()
