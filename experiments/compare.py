@@ -58,7 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.timing import timed_interleaved
-from experiments import pipeline
+from experiments import pipeline, tuning
 from experiments.cli import (
   add_run_flags,
   check_or_exit,
@@ -69,28 +69,17 @@ from experiments.cli import (
   require_experiment_extras,
   usage_error,
 )
+from experiments.pipeline import mean_std
 from experiments.presets import Experiment, get_experiments
-from htsgd_jax import compression, models, pruning, records
+from experiments.tuning import METHODS, Trained, strength_label
+from htsgd_jax import compression, pruning
 from htsgd_jax.data import Dataset
-from htsgd_jax.train import TrainConfig, check_fits, evaluate
+from htsgd_jax.train import TrainConfig, check_fits
 
-METHODS = ("plain", "gaussian", "type1", "type2", "type3", "group_lasso")
 SIGMA_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
 LATENCY_BATCHES = (1, 1000)
 # The compact network must compute the masked one's logits to float32 rounding.
 MATCH_TOLERANCE = 1e-4
-
-
-def strength_label(method: str, strength: float) -> str:
-  """``σ = 0.5``, ``λ = 0.1``, or ``—`` for plain SGD.
-
-  Example:
-    >>> strength_label("group_lasso", 0.1), strength_label("plain", 0.0)
-    ('λ = 0.1', '—')
-  """
-  if method == "plain":
-    return "—"
-  return f"{'λ' if method == 'group_lasso' else 'σ'} = {strength:g}"
 
 
 def strength_grid(exp: Experiment, method: str) -> tuple[float, ...]:
@@ -129,131 +118,13 @@ def method_config(exp: Experiment, method: str, strength: float) -> TrainConfig:
   raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}.")
 
 
-@dataclasses.dataclass
-class Trained:
-  """A finished run of one method, with its parameters."""
+def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int) -> list[dict]:
+  """Builds every run's smallest network for real; checks it against the masked one; times it.
 
-  method: str
-  strength: float
-  seed: int
-  config: TrainConfig
-  record: dict
-  params: dict
-
-
-def train_and_load(
-  runs: list[tuple[str, float, int, TrainConfig]],
-  dataset: Dataset,
-  out: pathlib.Path,
-  label: str,
-  args,
-) -> tuple[list[Trained], str | None]:
-  """Trains what is missing (resumable, see :mod:`experiments.pipeline`); loads what finished."""
-  named = [(method, f"{method}_{s:g}_seed{seed}", cfg) for method, s, seed, cfg in runs]
-  stop = pipeline.train_missing(
-    named,
-    dataset,
-    out,
-    label,
-    not args.no_progress,
-    args.force,
-    args.checkpoint_every_s,
-  )
-  done = []
-  for (method, strength, seed, cfg), (_, name, _) in zip(runs, named):
-    path = pipeline.run_dir(out, name, cfg)
-    record = pipeline.read_checked_record(path, cfg)
-    if records.is_finished(path, record):
-      try:
-        done.append(Trained(method, strength, seed, cfg, record, records.read_params(path)))
-      except records.DamagedFileError as err:
-        usage_error(str(err))
-  return done, stop
-
-
-def _apply_fn(cfg: TrainConfig, num_classes: int):
-  model = models.build_model(cfg.model, num_classes, cfg.width, cfg.depth)
-
-  def apply(params, x):
-    return model.apply({"params": params}, x)
-
-  return apply
-
-
-def unpruned_accuracy(apply, trained: list[Trained], x, y, batch_size: int) -> np.ndarray:
-  """Test (or validation) accuracy of every run's network, all runs in one program."""
-  stacked = compression.stack([t.params for t in trained])
-  one = jax.jit(jax.vmap(lambda p: evaluate(apply, p, x, y, batch_size)[1]))
-  return np.asarray(one(stacked))
-
-
-def search(trained: list[Trained], dataset: Dataset, delta: float, own: bool):
-  """:func:`htsgd_jax.search_prunable` on ``dataset``'s test split for every run.
-
-  Targets: plain SGD's accuracy (same seed) − Δ, and with ``own`` also the
-  run's own accuracy − Δ. Returns (search, unpruned accuracy, plain accuracy).
+  A run with no version at the target accuracy is measured at full size.
   """
   cfg = trained[0].config
-  apply = _apply_fn(cfg, dataset.num_classes)
-  x, y = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
-  accuracy = unpruned_accuracy(apply, trained, x, y, cfg.eval_batch_size)
-  plain = {t.seed: a for t, a in zip(trained, accuracy) if t.method == "plain"}
-  missing = sorted({t.seed for t in trained} - set(plain))
-  if missing:
-    usage_error(f"plain SGD has no finished run for seed(s) {missing}: rerun the command.")
-  reference = np.asarray([plain[t.seed] for t in trained])
-  targets = [reference - delta] + ([accuracy - delta] if own else [])
-  found = compression.search_prunable(
-    apply,
-    [t.params for t in trained],
-    x,
-    y,
-    np.stack(targets, axis=1),
-    conv_column=cfg.conv_column,
-    eval_batch_size=cfg.eval_batch_size,
-  )
-  return found, accuracy, reference
-
-
-def choose_strengths(trained: list[Trained], found, n_units: int) -> tuple[dict, list[dict]]:
-  """Per method, the strength with the most units removable on validation (ties: the weaker)."""
-  removed = np.maximum(found.units[:, 0], 0) / n_units
-  scores = defaultdict(list)
-  for t, r in zip(trained, removed):
-    scores[(t.method, t.strength)].append(r)
-  rows, best = [], {}
-  for (method, strength), values in sorted(
-    scores.items(), key=lambda kv: (METHODS.index(kv[0][0]), kv[0][1])
-  ):
-    score = float(np.mean(values))
-    rows.append(dict(method=method, strength=strength, score=score, runs=len(values)))
-    if method not in best or score > best[method][1] + 1e-12:
-      best[method] = (strength, score)
-  for row in rows:
-    row["chosen"] = best[row["method"]][0] == row["strength"]
-  return {m: s for m, (s, _) in best.items()}, rows
-
-
-def tuning_table(rows: list[dict], accuracy_by: dict, delta: float) -> str:
-  lines = [
-    f"Validation split: the most hidden units removable (smallest norms first) with validation"
-    f" accuracy within {delta:g} point(s) of plain SGD's, mean over tuning seeds.\n",
-    "| method | strength | runs | val. acc. (unpruned) | units removable (%) | chosen |",
-    "|---|---|---|---|---|---|",
-  ]
-  for r in rows:
-    lines.append(
-      f"| {r['method']} | {strength_label(r['method'], r['strength'])} | {r['runs']}"
-      f" | {np.mean(accuracy_by[(r['method'], r['strength'])]):.2f}"
-      f" | {100 * r['score']:.1f} | {'✓' if r['chosen'] else ''} |"
-    )
-  return "\n".join(lines) + "\n"
-
-
-def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int) -> list[dict]:
-  """Builds every run's smallest network for real; checks it against the masked one; times it."""
-  cfg = trained[0].config
-  apply = _apply_fn(cfg, dataset.num_classes)
+  apply = tuning.apply_fn(cfg, dataset.num_classes)
   x_check = jnp.asarray(dataset.x_test[:1000])
   inputs = {
     b: jnp.asarray(np.resize(dataset.x_test, (b, *dataset.input_shape))) for b in LATENCY_BATCHES
@@ -261,17 +132,23 @@ def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int
   full_apply = jax.jit(pruning.dense_apply)
   rows = []
   for i, t in enumerate(trained):
-    units = max(int(found.units[i, 0]), 0)
-    masked = compression.without_units(t.params, units, found.n_units, cfg.conv_column)
-    compact = pruning.compact_dense(masked)
-    want = np.asarray(apply(masked, x_check))
-    got = np.asarray(full_apply(compact.params, x_check))
-    mismatch = float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
-    if not mismatch <= MATCH_TOLERANCE:
-      raise AssertionError(
-        f"the compact network of {t.method} seed {t.seed} differs from its masked version"
-        f" by {mismatch:.2e} of the logit scale; this is a bug in compact_dense."
+    if found.units[i, 0] < 0:
+      # No version of this network reaches the target: it counts at full size.
+      widths = {k: np.shape(v["kernel"])[1] for k, v in t.params.items() if k != "classifier"}
+      compact, mismatch = pruning.CompactNetwork(t.params, widths), 0.0
+    else:
+      masked = compression.without_units(
+        t.params, found.units[i, 0], found.n_units, cfg.conv_column
       )
+      compact = pruning.compact_dense(masked)
+      want = np.asarray(apply(masked, x_check))
+      got = np.asarray(full_apply(compact.params, x_check))
+      mismatch = float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
+      if not mismatch <= MATCH_TOLERANCE:
+        raise AssertionError(
+          f"the compact network of {t.method} seed {t.seed} differs from its masked version"
+          f" by {mismatch:.2e} of the logit scale; this is a bug in compact_dense."
+        )
     row = dict(
       compact_widths=sum(compact.widths.values()),
       compact_mismatch=mismatch,
@@ -300,14 +177,6 @@ def curve_parameters(trained: list[Trained], found, conv_column: str) -> np.ndar
       masked = compression.without_units(t.params, k, found.n_units, conv_column)
       out[i, j] = pruning.dense_cost(pruning.compact_dense(masked).params)["parameters"]
   return out
-
-
-def _mean_std(values, fmt="{:.2f}") -> str:
-  v = np.asarray(values, float)
-  v = v[np.isfinite(v)]
-  if not v.size:
-    return "—"
-  return f"{fmt.format(v.mean())} ± {fmt.format(v.std())}" if v.size > 1 else fmt.format(v.mean())
 
 
 def paired_p_value(a, b) -> float:
@@ -351,16 +220,16 @@ def compare_table(rows: list[dict], delta: float) -> str:
     p = paired_p_value(kept, paired) if method != "plain" and len(paired) == len(kept) else None
     lines.append(
       f"| {method} | {strength_label(method, rs[0]['strength'])} | {len(rs)}"
-      f" | {_mean_std([r['test_accuracy'] for r in rs])}"
+      f" | {mean_std([r['test_accuracy'] for r in rs])}"
       f" | {sum(r['reached_target'] for r in rs)}/{len(rs)}"
-      f" | {_mean_std([100 * r['units_kept'] for r in rs], '{:.1f}')}"
-      f" | {_mean_std(kept, '{:.1f}')}"
+      f" | {mean_std([100 * r['units_kept'] for r in rs], '{:.1f}')}"
+      f" | {mean_std(kept, '{:.1f}')} (median {np.median(kept):.1f})"
       f" | {'—' if p is None or not np.isfinite(p) else f'{p:.2g}'}"
-      f" | {_mean_std([r['pruned_test_accuracy'] for r in rs])}"
-      f" | {_mean_std([100 * r['compact_flops'] / r['full_flops'] for r in rs], '{:.1f}')}"
-      f" | {_mean_std([r['compact_latency_b1_ms'] for r in rs], '{:.3f}')}"
-      f" | {_mean_std([r['compact_latency_b1000_ms'] for r in rs], '{:.2f}')}"
-      f" | {_mean_std([100 * r['own_units_kept'] for r in rs], '{:.1f}')} |"
+      f" | {mean_std([r['pruned_test_accuracy'] for r in rs])}"
+      f" | {mean_std([100 * r['compact_flops'] / r['full_flops'] for r in rs], '{:.1f}')}"
+      f" | {mean_std([r['compact_latency_b1_ms'] for r in rs], '{:.3f}')}"
+      f" | {mean_std([r['compact_latency_b1000_ms'] for r in rs], '{:.2f}')}"
+      f" | {mean_std([100 * r['own_units_kept'] for r in rs], '{:.1f}')} |"
     )
   lines.append(
     "\nA run whose unpruned network misses the target counts at full size. Latency: median of"
@@ -370,6 +239,11 @@ def compare_table(rows: list[dict], delta: float) -> str:
 
 
 def pareto_plot(rows: list[dict], curves: list[dict], reference: float, delta: float, path):
+  """Test accuracy vs parameters kept: each method's mean curve, each run's smallest network.
+
+  ``curves`` holds one dict per run: method, reached, parameters and
+  test_accuracy (arrays over the search grid).
+  """
   import matplotlib
 
   matplotlib.use("Agg")
@@ -383,32 +257,48 @@ def pareto_plot(rows: list[dict], curves: list[dict], reference: float, delta: f
     type3="tab:purple",
     group_lasso="tab:green",
   )
-  fig, ax = plt.subplots(figsize=(7, 4.5))
+  fig, ax = plt.subplots(figsize=(7.5, 4.8))
+  missed_label = "unpruned network misses the target"
   for method in METHODS:
     cs = [c for c in curves if c["method"] == method]
     if not cs:
       continue
     params = np.mean([c["parameters"] for c in cs], axis=0)
     acc = np.mean([c["test_accuracy"] for c in cs], axis=0)
-    ax.plot(params, acc, "-", color=colors[method], alpha=0.6, label=f"{method} (mean curve)")
-    pts = [r for r in rows if r["method"] == method]
+    some_units = np.min([c["hidden_units"] for c in cs], axis=0) > 0  # no point without units
+    ax.plot(params[some_units], acc[some_units], "-", color=colors[method], alpha=0.6)
+    pts = [r for r in rows if r["method"] == method and r["reached_target"]]
     ax.scatter(
       [r["compact_parameters"] for r in pts],
       [r["pruned_test_accuracy"] for r in pts],
       color=colors[method],
       edgecolor="black",
       zorder=3,
+      label=f"{method} ({len(pts)}/{len(cs)} reach the target)",
     )
+    missed = [c for c in cs if not c["reached"]]
+    if missed:
+      ax.scatter(
+        [c["parameters"][0] for c in missed],
+        [c["test_accuracy"][0] for c in missed],
+        facecolor="none",
+        edgecolor=colors[method],
+        marker="s",
+        zorder=3,
+        label=missed_label,
+      )
+      missed_label = None
   ax.axhline(reference - delta, color="black", ls="--", lw=1, label=f"plain SGD − {delta:g} point")
   ax.set(
     xscale="log",
-    xlabel="parameters kept (compact network)",
+    xlabel=f"parameters kept (compact network; full: {rows[0]['full_parameters']:,})",
     ylabel="test accuracy (%)",
-    title="accuracy vs size; dots: each run's smallest network within the target",
-    ylim=(max(0, reference - 20), min(100, reference + 3)),
+    title="dots: each run's smallest network within the target; lines: mean over seeds",
+    ylim=(max(0, reference - 15), min(100, reference + 2)),
   )
+  ax.title.set_fontsize(10)
   ax.grid(alpha=0.3, which="both")
-  ax.legend(fontsize=8, loc="lower right")
+  ax.legend(fontsize=7, loc="lower right")
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
@@ -457,7 +347,7 @@ def main(argv=None) -> int:
   parser.add_argument(
     "--validation",
     type=float,
-    default=0.2,
+    default=tuning.VALIDATION,
     help="fraction of the training set held out for tuning (default: %(default)s)",
   )
   parser.add_argument(
@@ -509,17 +399,12 @@ def main(argv=None) -> int:
     f"[{exp.name}] 1. tuning {len(methods) - 1} methods on a validation split"
     f" ({args.validation:g} of the training set)"
   )
-  tuned, stop = train_and_load(tuning_runs, validation_data, out / "tuning", "tuning", args)
+  tuned, stop = tuning.train_and_load(tuning_runs, validation_data, out / "tuning", "tuning", args)
   if stop:
     return pipeline.report([], out, stop)
   if len(tuned) < len(tuning_runs):
     usage_error("some tuning runs are unfinished; rerun the same command.")
-  found, val_accuracy, _ = search(tuned, validation_data, args.delta, own=False)
-  chosen, score_rows = choose_strengths(tuned, found, found.n_units)
-  accuracy_by = defaultdict(list)
-  for t, a in zip(tuned, val_accuracy):
-    accuracy_by[(t.method, t.strength)].append(a)
-  tuning_md = tuning_table(score_rows, accuracy_by, args.delta)
+  chosen, tuning_md = tuning.choose(tuned, validation_data, args.delta)
   (out / "tuning.md").write_text(tuning_md)
   print(tuning_md)
 
@@ -529,11 +414,11 @@ def main(argv=None) -> int:
     for m in methods
     for seed in seeds
   ]
-  trained, stop = train_and_load(final_runs, dataset, out / "runs", "compare", args)
+  trained, stop = tuning.train_and_load(final_runs, dataset, out / "runs", "compare", args)
   if stop:
     return pipeline.report([], out, stop)
   print(f"[{exp.name}] 3. searching each network's smallest version on the test set")
-  found, accuracy, reference = search(trained, dataset, args.delta, own=True)
+  found, accuracy, reference = tuning.search(trained, dataset, args.delta, own=True)
   measured = measure(trained, found, dataset, args.timing_repeats)
   parameters = curve_parameters(trained, found, exp.noisy.conv_column)
   rows, curves = [], []
@@ -571,13 +456,18 @@ def main(argv=None) -> int:
       )
   write_csv(out / "compare.csv", rows)
   write_csv(out / "curves.csv", curves)
-  by_run = defaultdict(lambda: dict(parameters=[], test_accuracy=[]))
-  for c in curves:
-    by_run[(c["method"], c["seed"])]["parameters"].append(c["parameters"])
-    by_run[(c["method"], c["seed"])]["test_accuracy"].append(c["test_accuracy"])
   pareto_plot(
     rows,
-    [dict(method=m, **v) for (m, _), v in by_run.items()],
+    [
+      dict(
+        method=t.method,
+        reached=bool(found.units[i, 0] >= 0),
+        parameters=parameters[i],
+        test_accuracy=found.curve[i],
+        hidden_units=found.n_units - found.grid_units,
+      )
+      for i, t in enumerate(trained)
+    ],
     float(np.mean(reference)),
     args.delta,
     out / "pareto.png",

@@ -348,11 +348,17 @@ def _row(label, arm, cfg: TrainConfig, path, record, analysis) -> dict:
   return row
 
 
-def _mean_std(values) -> str:
+def mean_std(values, fmt: str = "{:.2f}") -> str:
+  """``mean ± std`` of the finite values (None and NaN skipped), ``—`` if there are none.
+
+  Example:
+    >>> mean_std([1.0, 3.0, None]), mean_std([2.0], "{:.1f}"), mean_std([])
+    ('2.00 ± 1.00', '2.0', '—')
+  """
   v = np.asarray([x for x in values if x is not None and np.isfinite(float(x))], float)
   if v.size == 0:
     return "—"
-  return f"{v.mean():.2f} ± {v.std():.2f}" if v.size > 1 else f"{v.mean():.2f}"
+  return f"{fmt.format(v.mean())} ± {fmt.format(v.std())}" if v.size > 1 else fmt.format(v.mean())
 
 
 COLLAPSE_POINTS = 5.0
@@ -396,13 +402,13 @@ def markdown_table(rows: list[dict]) -> str:
     converged = sum(r["status"] == "converged" for r in rs)
     lines.append(
       f"| {exp} | {width} | {arm} | {len(rs)} ({converged})"
-      f" | {_mean_std(r['train_accuracy'] for r in rs)}"
-      f" | {_mean_std(r['test_accuracy'] for r in rs)}"
-      f" | {_mean_std(r['pruned_test_accuracy'] for r in rs)}"
-      f" | {_mean_std(100 * r['fraction_pruned'] for r in rs)} | {sum(map(collapsed, rs))}"
+      f" | {mean_std(r['train_accuracy'] for r in rs)}"
+      f" | {mean_std(r['test_accuracy'] for r in rs)}"
+      f" | {mean_std(r['pruned_test_accuracy'] for r in rs)}"
+      f" | {mean_std(100 * r['fraction_pruned'] for r in rs)} | {sum(map(collapsed, rs))}"
       f" | {_median_max([r.get('top_column_energy') for r in rs])}"
-      f" | {_mean_std(r['relative_error'] for r in rs)}"
-      f" | {_mean_std(r['hill_column_norms'] for r in rs)} |"
+      f" | {mean_std(r['relative_error'] for r in rs)}"
+      f" | {mean_std(r['hill_column_norms'] for r in rs)} |"
     )
   return "\n".join(lines) + "\n"
 

@@ -17,6 +17,17 @@ program in flight, which the same command resumes bit for bit (a SIGKILL
 loses at most ``--checkpoint-every-s`` seconds). Every value is checked
 before anything compiles. Reports as ``experiments.reproduce``: runs.csv,
 table.md and plots, of this command's runs only.
+
+Choosing σ (the first question of every new user)::
+
+  python -m experiments.sweep --preset ecg5000_fcn:quick --sigmas 0.05 0.15 0.5 1.5 --tune sigma
+
+``--tune sigma`` holds out ``--validation`` (default 0.2) of the training set,
+trains the grid on the rest (plain SGD, σ = 0, joins as the reference), and
+picks per width, noise type and α the σ whose networks lose the most hidden
+units while validation accuracy stays within ``--delta`` points of plain
+SGD's (:mod:`experiments.tuning`); it writes ``tuning.md`` and ``tuning.json``
+instead of the compressibility reports. The test set is not looked at.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import dataclasses
 import itertools
 import sys
 
-from experiments import pipeline
+from experiments import pipeline, tuning
 from experiments.cli import (
   add_config_flags,
   add_distributed_flags,
@@ -43,7 +54,7 @@ from experiments.cli import (
   usage_error,
 )
 from experiments.presets import get_experiments
-from htsgd_jax import pruning, stable
+from htsgd_jax import pruning, records, stable
 from htsgd_jax.train import TrainConfig, check_fits
 
 GRID = ("width", "seed", "alpha", "sigma", "noise_type")
@@ -133,6 +144,18 @@ def main(argv=None) -> int:
   parser.add_argument(
     "--out", default=None, help="sweep directory (default results/sweep_<dataset>)"
   )
+  parser.add_argument(
+    "--tune",
+    choices=["sigma"],
+    default=None,
+    help="choose σ on a validation split instead of reporting compressibility (see above)",
+  )
+  parser.add_argument(
+    "--delta",
+    type=float,
+    default=1.0,
+    help="--tune: accuracy points a smaller network may lose (default: %(default)s)",
+  )
   add_run_flags(parser, "retrain every run of the grid, replacing its files")
   add_distributed_flags(parser)
   add_config_flags(parser, TrainConfig, skip=GRID)
@@ -166,6 +189,12 @@ def main(argv=None) -> int:
       noise_types=[base.noise_type or 1],
     )
   grid = {k: getattr(args, k) or v for k, v in defaults.items()}
+  if args.tune:
+    if not 0 < args.delta < 100:
+      usage_error(f"--delta is in accuracy points, in (0, 100); got {args.delta}.")
+    base = dataclasses.replace(base, validation=base.validation or tuning.VALIDATION)
+    grid["sigmas"] = sorted({0.0, *grid["sigmas"]})  # plain SGD is the reference
+    label = f"tune_{label}"
   check_grid(grid)
   try:
     runs = grid_runs(
@@ -187,8 +216,41 @@ def main(argv=None) -> int:
       stop_signal = "SIGINT"
   if not pipeline.reports_due(label, shard, args.report_only):
     return pipeline.exit_code(stop_signal)
+  if args.tune:
+    return tune_report(runs, dataset, out, args.delta, stop_signal)
   rows = pipeline.analyse(runs, dataset, out, label, args.prune_fraction)
   return pipeline.report(rows, out, stop_signal)
+
+
+def tune_report(runs, validation, out, delta: float, stop_signal: str | None) -> int:
+  """``--tune sigma``: the chosen σ per width, noise type and α; tuning.md and tuning.json."""
+  sections, chosen = [], {}
+  for width in sorted({cfg.width for _, _, cfg in runs}):
+    entries = [
+      (
+        f"type{cfg.noise_type} α={cfg.alpha:g}" if cfg.noisy else "plain",
+        cfg.sigma,
+        cfg.seed,
+        name,
+        cfg,
+      )
+      for _, name, cfg in runs
+      if cfg.width == width
+    ]
+    trained = tuning.load_finished(entries, out)
+    if not trained:
+      continue
+    best, table = tuning.choose(trained, validation, delta)
+    chosen[width] = {m: s for m, s in best.items() if m != "plain"}
+    sections.append(f"## width {width}\n\n{table}")
+  if sections:
+    text = "\n".join(sections)
+    (out / "tuning.md").write_text(text)
+    records.write_json(out / "tuning.json", dict(delta=delta, sigma=chosen))
+    print(f"\n{text}\nchosen σ: {chosen}\nwritten to {out}/ (tuning.md, tuning.json)")
+  else:
+    print("no finished runs yet.")
+  return pipeline.exit_code(stop_signal)
 
 
 if __name__ == "__main__":

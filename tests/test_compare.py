@@ -252,7 +252,8 @@ def test_compare_reports_every_method_over_five_seeds(compared):
   assert tuning.count("✓") == len(compare.METHODS)  # one strength chosen per method
   assert (out / "pareto.png").stat().st_size > 0
   curves = list(csv.DictReader(open(out / "curves.csv")))
-  assert len(curves) == len(rows) * 21
+  points = len(np.unique(np.round(np.asarray(compression.SEARCH_GRID) * 32)))
+  assert len(curves) == len(rows) * points
 
 
 def test_compare_tunes_on_validation_only(compared):
@@ -295,3 +296,28 @@ def test_compare_refuses_bad_flags_before_training(tmp_path, flags, message, cap
   assert exit_info.value.code == 2
   assert message in capsys.readouterr().err
   assert not (tmp_path / "o").exists()
+
+
+def test_sweep_tune_sigma_chooses_on_a_validation_split(tmp_path, capsys):
+  import json
+
+  from experiments import sweep
+
+  out = tmp_path / "tune"
+  code = sweep.main(
+    [
+      "--dataset", "digits", "--widths", "32", "--seeds", "1", "2", "--sigmas", "0.01", "3",
+      "--noise-types", "2", "--lr", "0.1", "--batch-size", "100", "--max-steps", "60",
+      "--eval-every", "30", "--target-accuracy", "none", "--tune", "sigma",
+      "--out", str(out), "--no-progress",
+    ]
+  )  # fmt: skip
+  assert code == 0
+  chosen = json.loads((out / "tuning.json").read_text())
+  assert chosen["sigma"] == {"32": {"type2 α=1.75": 0.01}}  # σ = 3 wrecks the network
+  table = (out / "tuning.md").read_text()
+  assert table.count("✓") == 2 and "| plain |" in table
+  records = [json.loads(p.read_text()) for p in out.glob("*/record.json")]
+  assert len(records) == 6  # σ = 0 joined as the reference
+  assert all(r["dataset"]["name"] == "digits:validation" for r in records)
+  assert not (out / "table.md").exists()

@@ -72,5 +72,7 @@ def get_config(variant: str = "full") -> Experiment:
       eval_every=50,
       max_steps=5000,
     )
-    return Experiment("mnist_fcn_quick", quick, seeds=(1, 2, 3, 4, 5), notes=__doc__)
+    return Experiment(
+      "mnist_fcn_quick", quick, seeds=(1, 2, 3, 4, 5), notes=__doc__, compare_steps=1000
+    )
   return Experiment("mnist_fcn", noisy, notes=__doc__)

@@ -1,0 +1,183 @@
+"""Choosing a method's strength (σ, λ) on a validation split, shared by compare and sweep --tune.
+
+The criterion is the question users ask: which strength gives the smallest
+network at the accuracy they need? Every strength is trained on the
+training set minus a held-out split (``TrainConfig.validation``); on that
+split, each network's most removable hidden units (smallest norms first,
+:func:`htsgd_jax.search_prunable`) with accuracy within Δ of plain SGD's
+(same seed, unpruned) is its score; the strength with the best mean score
+over seeds wins, ties going to the weaker strength. The test set is not
+looked at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections import defaultdict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments import pipeline
+from experiments.cli import usage_error
+from htsgd_jax import compression, models, records
+from htsgd_jax.data import Dataset
+from htsgd_jax.train import TrainConfig, evaluate
+
+# Methods in report order; other labels (sweep arms) follow them.
+METHODS = ("plain", "gaussian", "type1", "type2", "type3", "group_lasso")
+VALIDATION = 0.2  # default share of the training set held out
+
+
+def strength_label(method: str, strength: float) -> str:
+  """``σ = 0.5``, ``λ = 0.1``, or ``—`` for plain SGD.
+
+  Example:
+    >>> strength_label("group_lasso", 0.1), strength_label("plain", 0.0)
+    ('λ = 0.1', '—')
+  """
+  if method == "plain":
+    return "—"
+  return f"{'λ' if method == 'group_lasso' else 'σ'} = {strength:g}"
+
+
+@dataclasses.dataclass
+class Trained:
+  """A finished run of one method, with its parameters."""
+
+  method: str
+  strength: float
+  seed: int
+  config: TrainConfig
+  record: dict
+  params: dict
+
+
+def train_and_load(
+  runs: list[tuple[str, float, int, TrainConfig]],
+  dataset: Dataset,
+  out: pathlib.Path,
+  label: str,
+  args,
+) -> tuple[list[Trained], str | None]:
+  """Trains what is missing (resumable, see :mod:`experiments.pipeline`); loads what finished.
+
+  ``runs`` are ``(method, strength, seed, config)``; ``args`` holds the run
+  flags (:func:`experiments.cli.add_run_flags`). Returns the finished runs
+  and the name of the signal that stopped the training, if one did.
+  """
+  named = [(method, s, seed, f"{method}_{s:g}_seed{seed}", cfg) for method, s, seed, cfg in runs]
+  stop = pipeline.train_missing(
+    [(method, name, cfg) for method, _, _, name, cfg in named],
+    dataset,
+    out,
+    label,
+    not args.no_progress,
+    args.force,
+    args.checkpoint_every_s,
+  )
+  return load_finished(named, out), stop
+
+
+def load_finished(runs: list[tuple[str, float, int, str, TrainConfig]], out) -> list[Trained]:
+  """The finished ones of ``(method, strength, seed, run_name, config)`` under ``out``."""
+  done = []
+  for method, strength, seed, name, cfg in runs:
+    path = pipeline.run_dir(out, name, cfg)
+    record = pipeline.read_checked_record(path, cfg)
+    if records.is_finished(path, record):
+      try:
+        done.append(Trained(method, strength, seed, cfg, record, records.read_params(path)))
+      except records.DamagedFileError as err:
+        usage_error(str(err))
+  return done
+
+
+def apply_fn(cfg: TrainConfig, num_classes: int):
+  model = models.build_model(cfg.model, num_classes, cfg.width, cfg.depth)
+
+  def apply(params, x):
+    return model.apply({"params": params}, x)
+
+  return apply
+
+
+def unpruned_accuracy(apply, trained: list[Trained], x, y, batch_size: int) -> np.ndarray:
+  """Test (or validation) accuracy of every run's network, all runs in one program."""
+  stacked = compression.stack([t.params for t in trained])
+  one = jax.jit(jax.vmap(lambda p: evaluate(apply, p, x, y, batch_size)[1]))
+  return np.asarray(one(stacked))
+
+
+def search(trained: list[Trained], dataset: Dataset, delta: float, own: bool):
+  """:func:`htsgd_jax.search_prunable` on ``dataset``'s test split for every run.
+
+  Targets: plain SGD's accuracy (same seed) − Δ, and with ``own`` also the
+  run's own accuracy − Δ. Returns (search, unpruned accuracy, plain accuracy).
+  """
+  cfg = trained[0].config
+  apply = apply_fn(cfg, dataset.num_classes)
+  x, y = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+  accuracy = unpruned_accuracy(apply, trained, x, y, cfg.eval_batch_size)
+  plain = {t.seed: a for t, a in zip(trained, accuracy) if t.method == "plain"}
+  missing = sorted({t.seed for t in trained} - set(plain))
+  if missing:
+    usage_error(f"plain SGD has no finished run for seed(s) {missing}: rerun the command.")
+  reference = np.asarray([plain[t.seed] for t in trained])
+  targets = [reference - delta] + ([accuracy - delta] if own else [])
+  found = compression.search_prunable(
+    apply,
+    [t.params for t in trained],
+    x,
+    y,
+    np.stack(targets, axis=1),
+    conv_column=cfg.conv_column,
+    eval_batch_size=cfg.eval_batch_size,
+  )
+  return found, accuracy, reference
+
+
+def _order(method: str) -> tuple:
+  return (METHODS.index(method) if method in METHODS else len(METHODS), method)
+
+
+def choose(tuned: list[Trained], validation: Dataset, delta: float) -> tuple[dict, str]:
+  """Per method, the strength whose networks lose the most units within Δ on validation.
+
+  Args:
+    tuned: finished runs on ``validation``'s training part, plain SGD for every seed among them.
+    validation: the dataset whose test split is the held-out validation split.
+    delta: accuracy points a smaller network may lose against plain SGD.
+
+  Returns:
+    ``({method: strength}, a markdown table of every strength's score)``.
+  """
+  found, accuracy, _ = search(tuned, validation, delta, own=False)
+  removed = np.maximum(found.units[:, 0], 0) / found.n_units
+  scores, accuracies = defaultdict(list), defaultdict(list)
+  for t, r, a in zip(tuned, removed, accuracy):
+    scores[(t.method, t.strength)].append(r)
+    accuracies[(t.method, t.strength)].append(a)
+  best: dict[str, tuple[float, float]] = {}
+  keys = sorted(scores, key=lambda k: (_order(k[0]), k[1]))
+  for key in keys:  # strengths ascending: a tie keeps the weaker one
+    score = float(np.mean(scores[key]))
+    if key[0] not in best or score > best[key[0]][1] + 1e-12:
+      best[key[0]] = (key[1], score)
+  lines = [
+    f"Validation split ({len(validation.y_test)} held-out training examples): the most hidden"
+    f" units removable (smallest norms first) with validation accuracy within {delta:g}"
+    f" point(s) of plain SGD's (same seed), mean over seeds.\n",
+    "| method | strength | runs | val. acc. (unpruned) | units removable (%) | chosen |",
+    "|---|---|---|---|---|---|",
+  ]
+  for method, strength in keys:
+    lines.append(
+      f"| {method} | {strength_label(method, strength)} | {len(scores[(method, strength)])}"
+      f" | {np.mean(accuracies[(method, strength)]):.2f}"
+      f" | {100 * np.mean(scores[(method, strength)]):.1f}"
+      f" | {'✓' if best[method][0] == strength else ''} |"
+    )
+  return {m: s for m, (s, _) in best.items()}, "\n".join(lines) + "\n"
