@@ -338,12 +338,7 @@ def main(argv=None) -> int:
     choices=METHODS,
     help="methods to compare (plain SGD always runs)",
   )
-  parser.add_argument(
-    "--delta",
-    type=float,
-    default=1.0,
-    help="accuracy points a smaller network may lose (default: %(default)s)",
-  )
+  tuning.add_delta_flag(parser)
   parser.add_argument(
     "--validation",
     type=float,
@@ -372,8 +367,7 @@ def main(argv=None) -> int:
   check_unique_seeds(args.tuning_seeds)
   if len(seeds) < 2:
     usage_error("a paired test needs at least 2 seeds; the issue's standard is 5.")
-  if not 0 < args.delta < 100:
-    usage_error(f"--delta is in accuracy points, in (0, 100); got {args.delta}.")
+  tuning.check_delta(args.delta)
   if not 0 < args.validation < 1:
     usage_error(f"--validation is a fraction in (0, 1); got {args.validation}.")
   methods = ["plain"] + [m for m in args.methods if m != "plain"]

@@ -150,12 +150,7 @@ def main(argv=None) -> int:
     default=None,
     help="choose σ on a validation split instead of reporting compressibility (see above)",
   )
-  parser.add_argument(
-    "--delta",
-    type=float,
-    default=1.0,
-    help="--tune: accuracy points a smaller network may lose (default: %(default)s)",
-  )
+  tuning.add_delta_flag(parser, "--tune: ")
   add_run_flags(parser, "retrain every run of the grid, replacing its files")
   add_distributed_flags(parser)
   add_config_flags(parser, TrainConfig, skip=GRID)
@@ -190,8 +185,7 @@ def main(argv=None) -> int:
     )
   grid = {k: getattr(args, k) or v for k, v in defaults.items()}
   if args.tune:
-    if not 0 < args.delta < 100:
-      usage_error(f"--delta is in accuracy points, in (0, 100); got {args.delta}.")
+    tuning.check_delta(args.delta)
     base = dataclasses.replace(base, validation=base.validation or tuning.VALIDATION)
     grid["sigmas"] = sorted({0.0, *grid["sigmas"]})  # plain SGD is the reference
     label = f"tune_{label}"
