@@ -204,4 +204,12 @@ def choose(tuned: list[Trained], validation: Dataset, delta: float) -> tuple[dic
       f" | {100 * np.mean(scores[(method, strength)]):.1f}"
       f" | {'✓' if best[method][0] == strength else ''} |"
     )
+  for method, (strength, _) in best.items():
+    grid = sorted(st for m, st in keys if m == method)
+    if len(grid) > 1 and strength in (grid[0], grid[-1]):
+      side = "lowest" if strength == grid[0] else "highest"
+      lines.append(
+        f"\nnote: {method}'s choice is the {side} strength of its grid: the best may lie"
+        " beyond it; widen the grid to know."
+      )
   return {m: s for m, (s, _) in best.items()}, "\n".join(lines) + "\n"

@@ -317,6 +317,7 @@ def test_sweep_tune_sigma_chooses_on_a_validation_split(tmp_path, capsys):
   assert chosen["sigma"] == {"32": {"type2 α=1.75": 0.01}}  # σ = 3 wrecks the network
   table = (out / "tuning.md").read_text()
   assert table.count("✓") == 2 and "| plain |" in table
+  assert "lowest strength of its grid" in table  # a choice at the edge says so
   records = [json.loads(p.read_text()) for p in out.glob("*/record.json")]
   assert len(records) == 6  # σ = 0 joined as the reference
   assert all(r["dataset"]["name"] == "digits:validation" for r in records)
