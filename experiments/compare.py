@@ -129,7 +129,7 @@ def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int
   inputs = {
     b: jnp.asarray(np.resize(dataset.x_test, (b, *dataset.input_shape))) for b in LATENCY_BATCHES
   }
-  full_apply = jax.jit(pruning.dense_apply)
+  apply_dense = jax.jit(pruning.dense_apply)
   rows = []
   for i, t in enumerate(trained):
     if found.units[i, 0] < 0:
@@ -142,7 +142,7 @@ def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int
       )
       compact = pruning.compact_dense(masked)
       want = np.asarray(apply(masked, x_check))
-      got = np.asarray(full_apply(compact.params, x_check))
+      got = np.asarray(apply_dense(compact.params, x_check))
       mismatch = float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
       if not mismatch <= MATCH_TOLERANCE:
         raise AssertionError(
@@ -155,12 +155,14 @@ def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int
       **{f"compact_{k}": v for k, v in pruning.dense_cost(compact.params).items()},
       **{f"full_{k}": v for k, v in pruning.dense_cost(t.params).items()},
     )
+    # On the device first, as when serving: the timings are the forward passes alone.
+    on_device = dict(full=jax.device_put(t.params), compact=jax.device_put(compact.params))
     for b in LATENCY_BATCHES:
       times = timed_interleaved(
-        dict(
-          full=lambda b=b: full_apply(t.params, inputs[b]),
-          compact=lambda b=b, c=compact: full_apply(c.params, inputs[b]),
-        ),
+        {
+          name: (lambda b=b, p=params: apply_dense(p, inputs[b]))
+          for name, params in on_device.items()
+        },
         timing_repeats if b > 1 else 5 * timing_repeats,
       )
       row[f"full_latency_b{b}_ms"] = 1e3 * times["full"]["median"]
