@@ -187,7 +187,7 @@ def test_search_finds_the_first_failure_to_one_unit(trained_digits):
       assert k == 48 or curve[k + 1] < targets[i][t] + 1e-4
       assert np.all(curve[found.grid_units[found.grid_units <= k]] >= targets[i][t] - 1e-4)
       off_grid.append(k not in found.grid_units)
-  assert any(off_grid)  # searched between grid points, not read off the 5% grid
+  assert any(off_grid)  # searched between grid points, not read off the grid
   # A target above the unpruned accuracy is missed: -1.
   missed = compression.search_prunable(apply, params, ds.x_test, ds.y_test, [[101.0], [101.0]])
   assert (missed.units == -1).all()
