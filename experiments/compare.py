@@ -124,7 +124,7 @@ def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int
   A run with no version at the target accuracy is measured at full size.
   """
   cfg = trained[0].config
-  apply = tuning.apply_fn(cfg, dataset.num_classes)
+  apply = pipeline.apply_fn(cfg, dataset.num_classes)
   x_check = jnp.asarray(dataset.x_test[:1000])
   inputs = {
     b: jnp.asarray(np.resize(dataset.x_test, (b, *dataset.input_shape))) for b in LATENCY_BATCHES

@@ -285,15 +285,8 @@ def analyse(
     rows.append(_row(label, arm, cfg, path, record, analysis))
   for same_model in pending.values():
     cfg = same_model[0][1]
-    model = models.build_model(cfg.model, dataset.num_classes, cfg.width, cfg.depth)
-
-    def apply(p, x, model=model):
-      return model.apply({"params": p}, x)
-
-    try:
-      params = [records.read_params(path) for _, _, path, _ in same_model]
-    except records.DamagedFileError as err:
-      usage_error(str(err))
+    apply = apply_fn(cfg, dataset.num_classes)
+    params = [read_params_or_exit(path) for _, _, path, _ in same_model]
     print(f"[{label}] analysing {len(same_model)} runs of width {cfg.width}")
     for (arm, cfg, path, record), analysis in zip(
       same_model,
@@ -310,6 +303,24 @@ def analyse(
       records.write_json(path / ANALYSIS_FILE, analysis)
       rows.append(_row(label, arm, cfg, path, record, analysis))
   return rows
+
+
+def apply_fn(cfg: TrainConfig, num_classes: int):
+  """``apply(params, x) -> logits`` of the network ``cfg`` trains."""
+  model = models.build_model(cfg.model, num_classes, cfg.width, cfg.depth)
+
+  def apply(params, x):
+    return model.apply({"params": params}, x)
+
+  return apply
+
+
+def read_params_or_exit(run_dir_path: pathlib.Path):
+  """A finished run's parameters; a damaged file is refused, naming it."""
+  try:
+    return records.read_params(run_dir_path)
+  except records.DamagedFileError as err:
+    usage_error(str(err))
 
 
 def _cached_analysis(path: pathlib.Path) -> dict | None:

@@ -16,15 +16,13 @@ import dataclasses
 import pathlib
 from collections import defaultdict
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from experiments import pipeline
 from experiments.cli import usage_error
-from htsgd_jax import compression, models, records
+from htsgd_jax import compression, records
 from htsgd_jax.data import Dataset
-from htsgd_jax.train import TrainConfig, evaluate
+from htsgd_jax.train import TrainConfig
 
 # Methods in report order; other labels (sweep arms) follow them.
 METHODS = ("plain", "gaussian", "type1", "type2", "type3", "group_lasso")
@@ -112,27 +110,8 @@ def load_finished(runs: list[tuple[str, float, int, str, TrainConfig]], out) -> 
     path = pipeline.run_dir(out, name, cfg)
     record = pipeline.read_checked_record(path, cfg)
     if records.is_finished(path, record):
-      try:
-        done.append(Trained(method, strength, seed, cfg, record, records.read_params(path)))
-      except records.DamagedFileError as err:
-        usage_error(str(err))
+      done.append(Trained(method, strength, seed, cfg, record, pipeline.read_params_or_exit(path)))
   return done
-
-
-def apply_fn(cfg: TrainConfig, num_classes: int):
-  model = models.build_model(cfg.model, num_classes, cfg.width, cfg.depth)
-
-  def apply(params, x):
-    return model.apply({"params": params}, x)
-
-  return apply
-
-
-def unpruned_accuracy(apply, trained: list[Trained], x, y, batch_size: int) -> np.ndarray:
-  """Test (or validation) accuracy of every run's network, all runs in one program."""
-  stacked = compression.stack([t.params for t in trained])
-  one = jax.jit(jax.vmap(lambda p: evaluate(apply, p, x, y, batch_size)[1]))
-  return np.asarray(one(stacked))
 
 
 def search(trained: list[Trained], dataset: Dataset, delta: float, own: bool):
@@ -142,25 +121,28 @@ def search(trained: list[Trained], dataset: Dataset, delta: float, own: bool):
   run's own accuracy − Δ. Returns (search, unpruned accuracy, plain accuracy).
   """
   cfg = trained[0].config
-  apply = apply_fn(cfg, dataset.num_classes)
-  x, y = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
-  accuracy = unpruned_accuracy(apply, trained, x, y, cfg.eval_batch_size)
-  plain = {t.seed: a for t, a in zip(trained, accuracy) if t.method == "plain"}
-  missing = sorted({t.seed for t in trained} - set(plain))
+  missing = sorted({t.seed for t in trained} - {t.seed for t in trained if t.method == "plain"})
   if missing:
     usage_error(f"plain SGD has no finished run for seed(s) {missing}: rerun the command.")
-  reference = np.asarray([plain[t.seed] for t in trained])
-  targets = [reference - delta] + ([accuracy - delta] if own else [])
+
+  def reference(accuracy):  # plain SGD's unpruned accuracy, same seed, for every run
+    plain = {t.seed: a for t, a in zip(trained, accuracy) if t.method == "plain"}
+    return np.asarray([plain[t.seed] for t in trained])
+
+  def targets(accuracy):  # from the unpruned accuracies the search measures first
+    return np.stack([reference(accuracy) - delta] + ([accuracy - delta] if own else []), axis=1)
+
   found = compression.search_prunable(
-    apply,
+    pipeline.apply_fn(cfg, dataset.num_classes),
     [t.params for t in trained],
-    x,
-    y,
-    np.stack(targets, axis=1),
+    dataset.x_test,
+    dataset.y_test,
+    targets,
     conv_column=cfg.conv_column,
     eval_batch_size=cfg.eval_batch_size,
   )
-  return found, accuracy, reference
+  accuracy = found.curve[:, 0]
+  return found, accuracy, reference(accuracy)
 
 
 def _order(method: str) -> tuple:

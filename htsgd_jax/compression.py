@@ -242,8 +242,10 @@ def search_prunable(
     params_list: one parameter pytree per run (one architecture).
     x, y: the data to judge accuracy on (a validation split when choosing
       hyperparameters, the test set when reporting).
-    targets: ``(runs, targets)`` accuracies (percent), e.g. each network's
-      own unpruned accuracy minus 1 point.
+    targets: ``(runs, targets)`` accuracies (percent); or a function of the
+      unpruned accuracies ``(runs,)`` that returns them (e.g. each network's
+      own accuracy minus 1 point), which the curve's first point measures, so
+      no separate evaluation pass is needed.
     grid: fractions of units removed for the curve; must start at 0.
     conv_column: ``"filter"`` or ``"kernel"``.
     eval_batch_size: evaluation batch size.
@@ -266,7 +268,6 @@ def search_prunable(
     raise ValueError(f"the grid of fractions must start at 0 (the unpruned network); got {grid}.")
   stacked = stack(params_list)
   runs = len(params_list)
-  targets = np.asarray(targets, float).reshape(runs, -1)
   n_units = max(
     columns_lib.columns_shape(np.shape(leaf), conv_column)[1]
     for leaf, use in zip(
@@ -290,6 +291,9 @@ def search_prunable(
 
   grid_units = np.unique(np.round(np.asarray(grid) * n_units).astype(int))
   curve = np.stack([accuracy_at(np.full(runs, k)) for k in grid_units], axis=1)
+  if callable(targets):
+    targets = targets(curve[:, 0])
+  targets = np.asarray(targets, float).reshape(runs, -1)
   units = np.empty(targets.shape, int)
   accuracy = np.empty(targets.shape)
   for t in range(targets.shape[1]):

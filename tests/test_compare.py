@@ -188,6 +188,13 @@ def test_search_finds_the_first_failure_to_one_unit(trained_digits):
       assert np.all(curve[found.grid_units[found.grid_units <= k]] >= targets[i][t] - 1e-4)
       off_grid.append(k not in found.grid_units)
   assert any(off_grid)  # searched between grid points, not read off the grid
+  # Targets may be derived from the unpruned accuracies, which the grid's first point measures.
+  seen = []
+  derived = compression.search_prunable(
+    apply, params, ds.x_test, ds.y_test, lambda acc: seen.append(acc) or found.units * 0 + 50.0
+  )
+  np.testing.assert_array_equal(seen[0], found.curve[:, 0])
+  assert derived.units.shape == found.units.shape
   # A target above the unpruned accuracy is missed: -1.
   missed = compression.search_prunable(apply, params, ds.x_test, ds.y_test, [[101.0], [101.0]])
   assert (missed.units == -1).all()
