@@ -72,6 +72,7 @@ from experiments.cli import (
 from experiments.pipeline import mean_std
 from experiments.presets import Experiment, get_experiments
 from experiments.tuning import METHODS, Trained, strength_label
+from htsgd_jax import columns as columns_lib
 from htsgd_jax import compression, pruning
 from htsgd_jax.data import Dataset
 from htsgd_jax.train import TrainConfig, check_fits
@@ -134,7 +135,9 @@ def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int
   for i, t in enumerate(trained):
     if found.units[i, 0] < 0:
       # No version of this network reaches the target: it counts at full size.
-      widths = {k: np.shape(v["kernel"])[1] for k, v in t.params.items() if k != "classifier"}
+      widths = {
+        k: np.shape(v["kernel"])[1] for k, v in t.params.items() if k != columns_lib.CLASSIFIER_NAME
+      }
       compact, mismatch = pruning.CompactNetwork(t.params, widths), 0.0
     else:
       masked = compression.without_units(
@@ -453,7 +456,7 @@ def main(argv=None) -> int:
   )
   tuned, stop = tuning.train_and_load(tuning_runs, validation_data, out / "tuning", "tuning", args)
   if stop:
-    return pipeline.report([], out, stop)
+    return pipeline.stopped(stop)
   if len(tuned) < len(tuning_runs):
     usage_error("some tuning runs are unfinished; rerun the same command.")
   chosen, tuning_md = tuning.choose(tuned, validation_data, args.delta)
@@ -468,7 +471,7 @@ def main(argv=None) -> int:
   ]
   trained, stop = tuning.train_and_load(final_runs, dataset, out / "runs", "compare", args)
   if stop:
-    return pipeline.report([], out, stop)
+    return pipeline.stopped(stop)
   print(f"[{exp.name}] 3. searching each network's smallest version on the test set")
   rows, curves = evaluate_methods(trained, dataset, args.delta, args.timing_repeats)
   write_csv(out / "compare.csv", rows)

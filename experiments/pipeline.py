@@ -511,6 +511,11 @@ def report(rows: list[dict], out: pathlib.Path, stop_signal: str | None = None) 
     )
   else:
     print("no finished runs yet.")
+  return stopped(stop_signal)
+
+
+def stopped(stop_signal: str | None) -> int:
+  """Says how to resume after a signal stopped the training; returns the exit code."""
   if stop_signal:
     print(
       f"{stop_signal}: rerun the same command to resume; finished runs and the"

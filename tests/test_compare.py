@@ -329,3 +329,15 @@ def test_sweep_tune_sigma_chooses_on_a_validation_split(tmp_path, capsys):
   assert len(records) == 6  # σ = 0 joined as the reference
   assert all(r["dataset"]["name"] == "digits:validation" for r in records)
   assert not (out / "table.md").exists()
+  # Stopped by a signal, the grid is partial: no choice is written, the resume hint is.
+  (out / "tuning.json").unlink()
+  base = TrainConfig(
+    dataset="digits", width=32, lr=0.1, batch_size=100, max_steps=60, eval_every=30,
+    target_accuracy=None, validation=0.2,
+  )  # fmt: skip
+  runs = sweep.grid_runs(base, [32], [1, 2], [1.75], [0.0, 0.01, 3.0], [2])
+  ds = data.load_dataset("digits", validation=0.2)
+  capsys.readouterr()
+  assert sweep.tune_report(runs, ds, out, 1.0, "SIGTERM") == 143
+  assert not (out / "tuning.json").exists()
+  assert "rerun the same command to resume" in capsys.readouterr().out
