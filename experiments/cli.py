@@ -100,6 +100,19 @@ def add_run_flags(parser: argparse.ArgumentParser, force_help: str) -> None:
   parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def add_compute_dtype_flag(parser: argparse.ArgumentParser) -> None:
+  """``--compute-dtype`` for commands whose configs come from presets."""
+  from htsgd_jax.models import COMPUTE_DTYPES
+
+  parser.add_argument(
+    "--compute-dtype",
+    choices=COMPUTE_DTYPES,
+    default=None,
+    help="dtype of the networks' matrix products (bfloat16: float32 accumulation, parameters"
+    " and noise stay float32; runs are told apart by it) (default: the preset's, float32)",
+  )
+
+
 def check_run_flags(args: argparse.Namespace) -> None:
   if not args.checkpoint_every_s >= 0:
     usage_error(f"--checkpoint-every-s must be >= 0; got {args.checkpoint_every_s}.")

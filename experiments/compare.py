@@ -60,6 +60,7 @@ import numpy as np
 from benchmarks.timing import timed_interleaved
 from experiments import pipeline, tuning
 from experiments.cli import (
+  add_compute_dtype_flag,
   add_run_flags,
   check_or_exit,
   check_run_flags,
@@ -412,6 +413,7 @@ def main(argv=None) -> int:
     default=20,
     help="timed calls per latency figure (batch 1: 5x) (default: %(default)s)",
   )
+  add_compute_dtype_flag(parser)
   add_run_flags(parser, "retrain every run, replacing its files")
   args = parser.parse_args(argv)
   check_run_flags(args)
@@ -422,7 +424,7 @@ def main(argv=None) -> int:
     usage_error(str(err))
   if len(experiments) != 1 or experiments[0].noisy.model != "fcn":
     usage_error(f"compare needs one FCN preset (e.g. ecg5000_fcn:quick); {args.preset!r} is not.")
-  exp = experiments[0]
+  exp = experiments[0].with_compute_dtype(args.compute_dtype)
   seeds = tuple(args.seeds or exp.seeds)
   check_unique_seeds(seeds)
   check_unique_seeds(args.tuning_seeds)
@@ -447,7 +449,7 @@ def main(argv=None) -> int:
   validation_data = load_data_or_exit(tuning_runs[0][3])
   dataset = load_data_or_exit(dataclasses.replace(tuning_runs[0][3], validation=0.0))
   check_or_exit(check_fits, tuning_runs[0][3], validation_data)
-  out = prepare_out_dir(args.out or f"results/compare_{args.preset.replace(':', '_')}")
+  out = prepare_out_dir(args.out or f"results/compare_{exp.name}")
   pipeline.claim_out_dir(out, "compare", args.preset)
 
   print(

@@ -38,6 +38,7 @@ import sys
 
 import numpy as np
 
+from experiments.cli import add_compute_dtype_flag
 from htsgd_jax import pruning, records, tail_index
 from htsgd_jax.data import load_dataset
 from htsgd_jax.train import TrainConfig, Trainer, group_runs
@@ -58,6 +59,7 @@ class MeanFieldConfig:
   keep_fraction: float = 0.1  # κ
   step_rule: str = "fixed"  # or "theorem"
   reference_width: int = 30  # n_0 of the theorem rule
+  compute_dtype: str = "float32"  # of the matrix products (see htsgd_jax.models)
 
 
 def run_configs(cfg: MeanFieldConfig, dataset: str, width: int) -> list[TrainConfig]:
@@ -84,6 +86,7 @@ def run_configs(cfg: MeanFieldConfig, dataset: str, width: int) -> list[TrainCon
           target_accuracy=None,
           max_steps=steps,
           eval_every=max(steps // 4, 1),
+          compute_dtype=cfg.compute_dtype,
         )
       )
   return out
@@ -295,6 +298,7 @@ def main(argv=None) -> int:
   for name in ("steps", "batch_size"):
     parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
   parser.add_argument("--step-rule", choices=("fixed", "theorem"), default=defaults.step_rule)
+  add_compute_dtype_flag(parser)
   parser.add_argument("--out", default="results/mean_field")
   parser.add_argument("--no-progress", action="store_true")
   args = parser.parse_args(argv)
@@ -309,6 +313,7 @@ def main(argv=None) -> int:
     batch_size=args.batch_size,
     keep_fraction=args.keep_fraction,
     step_rule=args.step_rule,
+    compute_dtype=args.compute_dtype or defaults.compute_dtype,
   )
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)

@@ -307,7 +307,7 @@ def analyse(
 
 def apply_fn(cfg: TrainConfig, num_classes: int):
   """``apply(params, x) -> logits`` of the network ``cfg`` trains."""
-  model = models.build_model(cfg.model, num_classes, cfg.width, cfg.depth)
+  model = models.build_model(cfg.model, num_classes, cfg.width, cfg.depth, cfg.compute_dtype)
 
   def apply(params, x):
     return model.apply({"params": params}, x)

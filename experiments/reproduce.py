@@ -28,6 +28,7 @@ import sys
 
 from experiments import pipeline
 from experiments.cli import (
+  add_compute_dtype_flag,
   add_distributed_flags,
   add_run_flags,
   check_or_exit,
@@ -54,6 +55,7 @@ def main(argv=None) -> int:
   parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
   parser.add_argument("--data-dir", default=None, help="TFDS data directory (CIFAR presets)")
   parser.add_argument("--download", action="store_true", help="let TFDS download (needs a network)")
+  add_compute_dtype_flag(parser)
   add_run_flags(parser, "retrain every run of the preset, replacing its files")
   add_distributed_flags(parser)
   args = parser.parse_args(argv)
@@ -75,6 +77,7 @@ def main(argv=None) -> int:
   for exp in experiments:
     if args.seeds:
       exp = dataclasses.replace(exp, seeds=tuple(args.seeds))
+    exp = exp.with_compute_dtype(args.compute_dtype)
     cfg = exp.noisy
     dataset = load_data_or_exit(
       dataclasses.replace(
@@ -83,7 +86,10 @@ def main(argv=None) -> int:
     )
     check_or_exit(check_fits, cfg, dataset)
     plan.append((exp, dataset))
-  out = prepare_out_dir(args.out or f"results/{args.preset.replace(':', '_')}")
+  default_out = args.preset.replace(":", "_")
+  if args.compute_dtype not in (None, "float32"):
+    default_out += f"_{args.compute_dtype}"
+  out = prepare_out_dir(args.out or f"results/{default_out}")
   pipeline.claim_out_dir(out, "reproduce", args.preset)
   stop_signal = None
   for exp, dataset in plan:

@@ -8,10 +8,19 @@ exactly the hidden layers, for the noise and for pruning, without special cases.
 Initialisation follows the authors' PyTorch code: dense layers use PyTorch's
 default ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, VGG convolutions
 ``N(0, 2 / (k * k * c_out))``.
+
+Mixed precision, the Flax way: every network takes ``dtype``, the *compute*
+dtype of its matrix products and convolutions (``"float32"`` or
+``"bfloat16"``). Parameters stay float32 (``param_dtype``), so gradients, the
+optimiser, the SGD update and the α-stable noise never see bfloat16; products
+take ``dtype`` inputs and accumulate and return float32
+(``preferred_element_type``), so activations, logits, loss and softmax are
+float32 too.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -25,6 +34,49 @@ torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "unifo
 # The authors' VGG conv init: N(0, sqrt(2 / (k * k * c_out))).
 vgg_conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def check_compute_dtype(dtype) -> str:
+  """The name of a supported compute dtype, or ``ValueError`` saying which are.
+
+  Example:
+    >>> check_compute_dtype(jnp.bfloat16)
+    'bfloat16'
+  """
+  name = jnp.dtype(dtype).name if not isinstance(dtype, str) else dtype
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f"compute dtype must be one of {', '.join(COMPUTE_DTYPES)}; got {dtype!r}.")
+  return name
+
+
+def mixed_precision(dtype, conv: bool = False) -> dict:
+  """Keyword arguments that make a Flax ``Dense`` (``conv``: ``Conv``) compute in ``dtype``.
+
+  Inputs and kernel are cast to ``dtype``; the product accumulates in, and
+  returns, float32. Parameters stay float32. With float32 it is the plain layer.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> layer = nn.Dense(3, **mixed_precision("bfloat16"))
+    >>> params = layer.init(jax.random.key(0), jnp.ones((1, 2)))
+    >>> params["params"]["kernel"].dtype, layer.apply(params, jnp.ones((1, 2))).dtype
+    (dtype('float32'), dtype('float32'))
+  """
+  if check_compute_dtype(dtype) == "float32":
+    return {}
+  if conv:
+    product = dict(
+      conv_general_dilated=functools.partial(
+        jax.lax.conv_general_dilated, preferred_element_type=jnp.float32
+      )
+    )
+  else:
+    product = dict(
+      dot_general=functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
+    )
+  return dict(dtype=jnp.dtype(dtype), param_dtype=jnp.float32, **product)
+
 
 class FCN(nn.Module):
   """The paper's bias-free ReLU fully connected network.
@@ -34,6 +86,7 @@ class FCN(nn.Module):
     depth: number of hidden layers + 1, as in the reference code (``depth=2``
       is one hidden layer).
     num_classes: outputs.
+    dtype: compute dtype of the products (see :func:`mixed_precision`).
 
   Example:
     >>> import jax, jax.numpy as jnp
@@ -46,18 +99,30 @@ class FCN(nn.Module):
   width: int
   depth: int = 2
   num_classes: int = 10
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x):
     if self.depth < 2:
       raise ValueError(f"depth counts hidden layers + 1 and must be >= 2; got {self.depth}.")
     x = x.reshape((x.shape[0], -1))
+    precision = mixed_precision(self.dtype)
     for i in range(self.depth - 1):
       x = nn.relu(
-        nn.Dense(self.width, use_bias=False, kernel_init=torch_linear_init, name=f"hidden_{i}")(x)
+        nn.Dense(
+          self.width,
+          use_bias=False,
+          kernel_init=torch_linear_init,
+          name=f"hidden_{i}",
+          **precision,
+        )(x)
       )
     return nn.Dense(
-      self.num_classes, use_bias=False, kernel_init=torch_linear_init, name="classifier"
+      self.num_classes,
+      use_bias=False,
+      kernel_init=torch_linear_init,
+      name="classifier",
+      **precision,
     )(x)
 
 
@@ -79,20 +144,27 @@ class MeanFieldNet(nn.Module):
   width: int
   num_classes: int = 2
   classifier_init: nn.initializers.Initializer = nn.initializers.normal(1.0)
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x):
     x = x.reshape((x.shape[0], -1))
+    precision = mixed_precision(self.dtype)
     h = nn.relu(
       nn.Dense(
         self.width,
         use_bias=False,
         kernel_init=nn.initializers.normal(1.0 / jnp.sqrt(x.shape[-1])),
         name="hidden_0",
+        **precision,
       )(x)
     )
     out = nn.Dense(
-      self.num_classes, use_bias=False, kernel_init=self.classifier_init, name="classifier"
+      self.num_classes,
+      use_bias=False,
+      kernel_init=self.classifier_init,
+      name="classifier",
+      **precision,
     )(h)
     return out / self.width
 
@@ -130,6 +202,7 @@ class VGG11Wide(nn.Module):
 
   num_classes: int = 10
   channels: Sequence[int | str] = VGG11_WIDE_CHANNELS
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x):
@@ -146,20 +219,29 @@ class VGG11Wide(nn.Module):
             use_bias=False,
             kernel_init=vgg_conv_init,
             name=f"conv_{i}",
+            **mixed_precision(self.dtype, conv=True),
           )(x)
         )
         i += 1
     x = x.mean(axis=(1, 2))
     return nn.Dense(
-      self.num_classes, use_bias=False, kernel_init=torch_linear_init, name="classifier"
+      self.num_classes,
+      use_bias=False,
+      kernel_init=torch_linear_init,
+      name="classifier",
+      **mixed_precision(self.dtype),
     )(x)
 
 
 MODELS = ("fcn", "mean_field", "vgg11_wide")
 
 
-def build_model(name: str, num_classes: int, width: int = 100, depth: int = 2) -> nn.Module:
+def build_model(
+  name: str, num_classes: int, width: int = 100, depth: int = 2, dtype: str = "float32"
+) -> nn.Module:
   """Returns a model by name: ``"fcn"``, ``"mean_field"`` or ``"vgg11_wide"``.
+
+  ``dtype`` is the compute dtype (:func:`mixed_precision`).
 
   Example:
     >>> build_model("fcn", num_classes=2, width=10)
@@ -168,14 +250,15 @@ def build_model(name: str, num_classes: int, width: int = 100, depth: int = 2) -
         width = 10
         depth = 2
         num_classes = 2
+        dtype = 'float32'
     )
   """
   if name == "fcn":
-    return FCN(width=width, depth=depth, num_classes=num_classes)
+    return FCN(width=width, depth=depth, num_classes=num_classes, dtype=dtype)
   if name == "mean_field":
-    return MeanFieldNet(width=width, num_classes=num_classes)
+    return MeanFieldNet(width=width, num_classes=num_classes, dtype=dtype)
   if name == "vgg11_wide":
-    return VGG11Wide(num_classes=num_classes)
+    return VGG11Wide(num_classes=num_classes, dtype=dtype)
   raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}.")
 
 

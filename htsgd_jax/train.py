@@ -100,6 +100,11 @@ class TrainConfig:
   max_steps: int = _field(100_000, "stop after this many SGD steps")
   eval_every: int = _field(100, "steps between full train/test evaluations and stop checks")
   eval_batch_size: int = _field(2000, "batch size of evaluation passes (memory only)")
+  compute_dtype: str = _field(
+    "float32",
+    "dtype of the networks' matrix products and convolutions: float32 or bfloat16 (inputs cast,"
+    " float32 accumulation; parameters, optimiser, SGD update and noise stay float32)",
+  )
   conv_column: str = _field("filter", "conv kernels: one column per 'filter' or per 'kernel'")
   group_lasso: float = _field(
     0.0,
@@ -132,7 +137,7 @@ class TrainConfig:
   NOT_RESULT = ("eval_batch_size", "data_dir", "download")
   # Fields added after runs were recorded: left out of the identity at their
   # default, so that existing run directories keep their fingerprints.
-  OMITTED_AT_DEFAULT = {"group_lasso": 0.0, "validation": 0.0}
+  OMITTED_AT_DEFAULT = {"group_lasso": 0.0, "validation": 0.0, "compute_dtype": "float32"}
 
   def __post_init__(self):
     self.validate()
@@ -160,6 +165,7 @@ class TrainConfig:
     if self.target_accuracy is not None and not 0 < self.target_accuracy <= 100:
       raise ValueError(f"target_accuracy is a percentage in (0, 100]; got {self.target_accuracy}.")
     columns_lib.check_conv_column(self.conv_column)
+    models_lib.check_compute_dtype(self.compute_dtype)
     if self.tail_clip is not None and not (self.tail_clip > 0 and np.isfinite(self.tail_clip)):
       raise ValueError(
         f"tail_clip must be None (the exact law) or a positive number; got {self.tail_clip}."
@@ -462,7 +468,7 @@ class Trainer:
     self.dataset = dataset
     check_fits(self.cfg, dataset)
     self.model: nn.Module = models_lib.build_model(
-      self.cfg.model, dataset.num_classes, self.cfg.width, self.cfg.depth
+      self.cfg.model, dataset.num_classes, self.cfg.width, self.cfg.depth, self.cfg.compute_dtype
     )
     self.mesh = mesh if mesh is not None else run_mesh()
     n_dev = self.mesh.devices.size

@@ -46,6 +46,21 @@ class Experiment:
   group_lasso_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)
   compare_steps: int | None = None
 
+  def with_compute_dtype(self, dtype: str | None) -> Experiment:
+    """This experiment with another compute dtype; its name says so unless it is float32.
+
+    Example:
+      >>> exp = get_experiments("mnist_fcn:quick")[0].with_compute_dtype("bfloat16")
+      >>> exp.name, exp.noisy.compute_dtype
+      ('mnist_fcn_quick_bfloat16', 'bfloat16')
+    """
+    if dtype is None or dtype == self.noisy.compute_dtype:
+      return self
+    name = self.name if dtype == "float32" else f"{self.name}_{dtype}"
+    return dataclasses.replace(
+      self, name=name, noisy=dataclasses.replace(self.noisy, compute_dtype=dtype)
+    )
+
   def runs(self) -> list[tuple[str, str, TrainConfig]]:
     """``(arm, run_name, config)`` for every arm, width and seed."""
     plain = dataclasses.replace(self.noisy, noise_type=0, sigma=0.0)
