@@ -1,7 +1,8 @@
-"""Benchmarks: samplers, step overhead, loop throughput, batched seeds, time to result.
+"""Benchmarks: samplers, step overhead, loop throughput, batched seeds, mixed precision.
 
-  python -m benchmarks                    # all but time-to-result, ~3 min on 2 cores
+  python -m benchmarks                    # all but time-to-result, ~6 min on 2 cores
   python -m benchmarks --only sampler step
+  python -m benchmarks --only mixed       # float32 vs bfloat16 compute at the paper's scale
   python -m benchmarks --time-to-result   # adds the quick reproduction (~5 min)
   python -m benchmarks --json results/bench.json
 
@@ -82,10 +83,8 @@ def bench_sampler(repeats: int) -> list[dict]:
   return rows
 
 
-def _mnist_step(noise_type: int, width: int, batch: int):
-  model = models.FCN(width=width, depth=2, num_classes=10)
-  x = jax.random.normal(jax.random.key(1), (batch, 28, 28, 1))
-  y = jnp.arange(batch) % 10
+def _train_step(model, x, y, noise_type: int):
+  """A jitted SGD step (type ``noise_type`` noise, 0 = plain) of ``model`` on one batch."""
   params = model.init(jax.random.key(0), x[:1])["params"]
   tx = optax.sgd(0.01) if noise_type == 0 else noise.noisy_sgd(0.01, 1.75, 0.003, noise_type, key=0)
   state = tx.init(params)
@@ -100,13 +99,19 @@ def _mnist_step(noise_type: int, width: int, batch: int):
     updates, state = tx.update(jax.grad(loss)(params), state, params)
     return optax.apply_updates(params, updates), state
 
-  return lambda: step(params, state), (x, params)
+  return lambda: step(params, state)
+
+
+def _mnist_step(noise_type: int, width: int, batch: int, dtype: str = "float32"):
+  model = models.FCN(width=width, depth=2, num_classes=10, dtype=dtype)
+  x = jax.random.normal(jax.random.key(1), (batch, 28, 28, 1))
+  return _train_step(model, x, jnp.arange(batch) % 10, noise_type)
 
 
 def bench_step(repeats: int, width: int = 2048, batch: int = 1000) -> list[dict]:
   rows, base = [], None
   for t in (0, 1, 2, 3):
-    fn, _ = _mnist_step(t, width, batch)
+    fn = _mnist_step(t, width, batch)
     r = timed(fn, repeats)
     base = base or r["median"]
     rows.append(
@@ -185,6 +190,86 @@ def bench_step(repeats: int, width: int = 2048, batch: int = 1000) -> list[dict]
         per_step=per_step,
         over_floor=per_step / floor["median"],
         run_steps_per_s=1 / per_step,
+      )
+    )
+  return rows
+
+
+PRODUCTS = {
+  # name: (lhs shape, rhs shape, contracting dims), at the MNIST setting's sizes
+  "forward x.W": (("batch", 784), (784, "width"), ((1,), (0,))),
+  "backward x^T.g (weight gradient)": (("batch", 784), ("batch", "width"), ((0,), (0,))),
+  "backward g.W^T (input gradient)": (("batch", "width"), (784, "width"), ((1,), (1,))),
+}
+
+
+def bench_mixed_precision(repeats: int, width: int = 5000, batch: int = 5000) -> list[dict]:
+  """float32 vs bfloat16 compute: the authors' MNIST step, its products, a VGG11-wide step.
+
+  Each pair is timed in alternation (one machine load). A bfloat16 product
+  takes bf16 inputs and accumulates and returns float32, as the models do.
+  """
+  rows = []
+  sizes = dict(batch=batch, width=width)
+  step_flops = 2 * batch * (784 * width * 2 + width * 10 * 3)  # forward, x^T.g, classifier's 3
+  steps = timed_interleaved(
+    {d: _mnist_step(1, width, batch, d) for d in models.COMPUTE_DTYPES}, max(repeats, 3)
+  )
+  for d in models.COMPUTE_DTYPES:
+    rows.append(
+      dict(
+        bench="mixed_step",
+        model="fcn",
+        dtype=d,
+        width=width,
+        batch=batch,
+        time=steps[d],
+        gflops=step_flops / steps[d]["median"] / 1e9,
+        speedup=steps["float32"]["median"] / steps[d]["median"],
+      )
+    )
+  for name, (lhs, rhs, contract) in PRODUCTS.items():
+    lhs, rhs = (tuple(sizes.get(n, n) for n in shape) for shape in (lhs, rhs))
+    a = jax.random.normal(jax.random.key(1), lhs)
+    b = jax.random.normal(jax.random.key(2), rhs)
+    flops = 2 * np.prod(lhs) * rhs[1 - contract[1][0]]
+
+    def product(dtype, a=a, b=b, contract=contract):
+      fn = jax.jit(
+        lambda a, b: jax.lax.dot_general(
+          a, b, (contract, ((), ())), preferred_element_type=jnp.float32
+        )
+      )
+      a, b = a.astype(dtype), b.astype(dtype)
+      return lambda: fn(a, b)
+
+    times = timed_interleaved({d: product(d) for d in models.COMPUTE_DTYPES}, max(repeats, 3))
+    for d in models.COMPUTE_DTYPES:
+      rows.append(
+        dict(
+          bench="mixed_product",
+          product=name,
+          dtype=d,
+          time=times[d],
+          gflops=flops / times[d]["median"] / 1e9,
+        )
+      )
+  # VGG11-wide on CIFAR-shaped inputs: convolutions instead of one big product.
+  x = jax.random.normal(jax.random.key(1), (128, 32, 32, 3))
+  y = jnp.arange(128) % 10
+  vgg = timed_interleaved(
+    {d: _train_step(models.VGG11Wide(dtype=d), x, y, 1) for d in models.COMPUTE_DTYPES},
+    max(repeats // 2, 2),
+  )
+  for d in models.COMPUTE_DTYPES:
+    rows.append(
+      dict(
+        bench="mixed_step",
+        model="vgg11_wide",
+        dtype=d,
+        batch=128,
+        time=vgg[d],
+        speedup=vgg["float32"]["median"] / vgg[d]["median"],
       )
     )
   return rows
@@ -287,24 +372,50 @@ def table(rows: list[dict]) -> str:
         f" sequential {r['sequential']['median']:.2f} s  ({r['speedup']:.1f}x),"
         f" {r['run_steps_per_s']:.3g} run-steps/s batched"
       )
+    elif b == "mixed_step":
+      t = r["time"]
+      shape = f"n={r['width']} batch={r['batch']}" if r["model"] == "fcn" else f"batch={r['batch']}"
+      rate = f" ({r['gflops']:.0f} GFLOP/s)" if "gflops" in r else ""
+      lines.append(
+        f"mixed    {r['model']} step {shape} type 1, {r['dtype']:8s}"
+        f"  {t['median'] * 1e3:.0f} ms [{t['min'] * 1e3:.0f}, {t['max'] * 1e3:.0f}]{rate}"
+        f"  {r['speedup']:.2f}x float32"
+      )
+    elif b == "mixed_product":
+      lines.append(
+        f"mixed    product {r['product']:34s} {r['dtype']:8s}"
+        f"  {r['time']['median'] * 1e3:.0f} ms ({r['gflops']:.0f} GFLOP/s)"
+      )
     elif b == "time_to_result":
       lines.append(f"result   quick reproduction (ECG5000 + MNIST, 12 runs): {r['seconds']:.0f} s")
   return "\n".join(lines)
+
+
+BENCHES = dict(
+  sampler=bench_sampler, step=bench_step, seeds=bench_seeds, mixed=bench_mixed_precision
+)
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
-  parser.add_argument("--only", nargs="+", choices=("sampler", "step", "seeds"), default=None)
+  parser.add_argument(
+    "--only",
+    nargs="+",
+    choices=tuple(BENCHES),
+    default=None,
+    help="which benchmarks (default: all)",
+  )
   parser.add_argument("--time-to-result", action="store_true")
-  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument(
+    "--repeats", type=int, default=5, help="timed calls per figure (default: %(default)s)"
+  )
   parser.add_argument("--json", default="results/benchmarks.json")
   args = parser.parse_args(argv)
-  chosen = args.only or ("sampler", "step", "seeds")
   rows = []
-  for name in chosen:
-    rows += {"sampler": bench_sampler, "step": bench_step, "seeds": bench_seeds}[name](args.repeats)
+  for name in args.only or BENCHES:
+    rows += BENCHES[name](args.repeats)
   if args.time_to_result:
     rows += bench_time_to_result()
   info = machine()

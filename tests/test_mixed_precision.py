@@ -55,6 +55,45 @@ def test_bfloat16_products_take_bf16_inputs_and_accumulate_in_float32(model, sha
   assert all(p == (("float32", "float32"), "float32") for p in plain)
 
 
+@pytest.mark.parametrize(
+  "model, depth, dataset",
+  [
+    ("fcn", 2, "digits"),
+    ("fcn", 3, "digits"),
+    ("mean_field", 2, "digits"),
+    pytest.param("vgg11_wide", 2, None, marks=pytest.mark.slow),  # minutes on 2 cores
+  ],
+)
+def test_every_model_trains_in_bfloat16(model, depth, dataset):
+  """Compiles and runs: XLA:CPU has no bf16 x bf16 -> f32 kernel on some of its dot paths."""
+  if dataset is None:  # VGG: CIFAR-shaped inputs, few of them
+    rng = np.random.default_rng(0)
+    ds = data.Dataset(
+      "cifar_like",
+      rng.normal(size=(20, 32, 32, 3)).astype(np.float32),
+      rng.integers(0, 10, 20).astype(np.int32),
+      rng.normal(size=(10, 32, 32, 3)).astype(np.float32),
+      rng.integers(0, 10, 10).astype(np.int32),
+      10,
+      "numpy",
+    )
+  else:
+    ds = DIGITS
+  cfg = dataclasses.replace(
+    BASE,
+    dataset=ds.name,
+    model=model,
+    depth=depth,
+    width=16,
+    batch_size=10,
+    max_steps=2,
+    eval_every=2,
+    compute_dtype="bfloat16",
+  )
+  (result,) = Trainer([cfg], ds).run(progress=False)
+  assert result.steps == 2 and np.isfinite(result.final["train_loss"])
+
+
 def test_compute_dtype_is_checked_and_fingerprinted():
   with pytest.raises(ValueError, match="float32, bfloat16"):
     TrainConfig(compute_dtype="float16")
