@@ -407,11 +407,17 @@ def main(argv=None) -> int:
     default=None,
     help="which benchmarks (default: all)",
   )
-  parser.add_argument("--time-to-result", action="store_true")
+  parser.add_argument(
+    "--time-to-result", action="store_true", help="add the quick reproduction, timed whole"
+  )
   parser.add_argument(
     "--repeats", type=int, default=5, help="timed calls per figure (default: %(default)s)"
   )
-  parser.add_argument("--json", default="results/benchmarks.json")
+  parser.add_argument(
+    "--json",
+    default="results/benchmarks.json",
+    help="where to write every figure (default: %(default)s)",
+  )
   args = parser.parse_args(argv)
   rows = []
   for name in args.only or BENCHES:

@@ -2,13 +2,24 @@
 source of truth), and refusals that come before any work starts.
 
 A refusal prints ``error: <reason and what to do>`` on stderr and exits with
-status 2, as argparse does for usage errors; no traceback.
+status 2, as argparse does for usage errors; no traceback. A failing disk
+(full, over quota, permissions changed mid-run) ends a :func:`command` in one
+``error:`` line naming the file, with status 1; everything written before it
+stays (files are written atomically), so the same command resumes.
+
+An output directory belongs to one command at a time: :func:`prepare_out_dir`
+takes an advisory lock (``OUT/.lock``, naming the process) that a second
+command is refused on; the kernel drops it when its process ends, however it
+ends, so a dead process's lock is simply taken over.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
+import functools
+import os
 import pathlib
 import sys
 import types
@@ -16,6 +27,9 @@ import typing
 from typing import Any, NoReturn
 
 USAGE_ERROR = 2
+SYSTEM_ERROR = 1
+LOCK_FILE = ".lock"
+_held_locks: dict[pathlib.Path, int] = {}  # output directory -> open, locked file
 
 
 class UsageError(SystemExit):
@@ -33,6 +47,41 @@ def usage_error(message: str) -> NoReturn:
   """Prints ``error: message`` on stderr and exits with status 2."""
   print(f"error: {message}", file=sys.stderr)
   raise UsageError(message)
+
+
+def command(main):
+  """Wraps a command's ``main``: an ``OSError`` becomes one ``error:`` line, exit status 1.
+
+  The output directories it locked are released when it returns, however it returns.
+  """
+
+  @functools.wraps(main)
+  def wrapped(argv=None):
+    try:
+      return main(argv)
+    except OSError as err:
+      print(f"error: {os_error_message(err)}", file=sys.stderr)
+      raise SystemExit(SYSTEM_ERROR) from None
+    finally:
+      release_out_dirs()
+
+  return wrapped
+
+
+def os_error_message(err: OSError) -> str:
+  """What failed, on which file, and what to do.
+
+  Example:
+    >>> import errno
+    >>> os_error_message(OSError(errno.ENOSPC, "No space left on device", "out/runs.csv"))
+    ... # doctest: +ELLIPSIS
+    'out/runs.csv: No space left on device. Free space ... rerun the same command...'
+  """
+  where = f"{err.filename}: " if err.filename else ""
+  return (
+    f"{where}{err.strerror or err}. Free space (or fix permissions), then rerun the same"
+    " command: finished runs and the last checkpoint are kept, and it resumes from them."
+  )
 
 
 def _optional(tp):
@@ -150,8 +199,15 @@ def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument(
     "--coordinator", default=None, metavar="HOST:PORT", help="address of process 0's coordinator"
   )
-  group.add_argument("--num-processes", type=int, default=None)
-  group.add_argument("--process-id", type=int, default=None)
+  group.add_argument(
+    "--num-processes",
+    type=int,
+    default=None,
+    help="how many processes the job has (with --coordinator)",
+  )
+  group.add_argument(
+    "--process-id", type=int, default=None, help="this process's index in [0, --num-processes)"
+  )
   group.add_argument(
     "--shard",
     default=None,
@@ -276,4 +332,54 @@ def prepare_out_dir(path) -> pathlib.Path:
     probe.unlink()
   except OSError as err:
     usage_error(f"cannot write to {path} ({err.strerror or err}); choose another --out.")
+  lock_out_dir(path)
+  remove_stale_temporaries(path)
   return path
+
+
+def lock_out_dir(path) -> None:
+  """Takes ``path``'s advisory lock for this process, or refuses naming the holder.
+
+  Example:
+    >>> import tempfile
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> lock_out_dir(out); (out / LOCK_FILE).read_text().startswith("pid ")
+    True
+    >>> release_out_dirs()
+  """
+  path = pathlib.Path(path).resolve()
+  if path in _held_locks:
+    return
+  fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    holder = os.read(fd, 4096).decode(errors="replace").strip() or "another process"
+    os.close(fd)
+    usage_error(
+      f"{path} is in use: {holder} is using it. Wait for it to end (its runs then count"
+      " as finished here), or choose another --out."
+    )
+  os.ftruncate(fd, 0)
+  os.write(fd, f"pid {os.getpid()} ({' '.join(sys.argv)})".encode())
+  _held_locks[path] = fd
+
+
+def release_out_dirs() -> None:
+  """Releases every output directory this process locked."""
+  while _held_locks:
+    os.close(_held_locks.popitem()[1])
+
+
+def remove_stale_temporaries(path) -> None:
+  """Removes what killed writes left under ``path``: ``.NAME.*.tmp`` files, then empty folders.
+
+  Only the lock holder calls this, so no write of another command is in flight.
+  """
+  path = pathlib.Path(path)
+  for tmp in list(path.rglob(".*.tmp")):
+    tmp.unlink(missing_ok=True)
+    for folder in tmp.parents:
+      if folder == path or any(folder.iterdir()):
+        break
+      folder.rmdir()

@@ -46,10 +46,7 @@ flight; the same command resumes).
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import json
-import pathlib
 import sys
 from collections import defaultdict
 
@@ -65,6 +62,7 @@ from experiments.cli import (
   check_or_exit,
   check_run_flags,
   check_unique_seeds,
+  command,
   load_data_or_exit,
   prepare_out_dir,
   require_experiment_extras,
@@ -74,7 +72,7 @@ from experiments.pipeline import mean_std
 from experiments.presets import Experiment, get_experiments
 from experiments.tuning import METHODS, Trained, strength_label
 from htsgd_jax import columns as columns_lib
-from htsgd_jax import compression, pruning
+from htsgd_jax import compression, pruning, records
 from htsgd_jax.data import Dataset
 from htsgd_jax.train import TrainConfig, check_fits
 
@@ -306,8 +304,7 @@ def pareto_plot(rows: list[dict], curves: list[dict], reference: float, delta: f
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=7, loc="lower right")
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  pipeline.save_figure(fig, path)
 
 
 def evaluate_methods(
@@ -366,13 +363,7 @@ def evaluate_methods(
   return rows, curves
 
 
-def write_csv(path: pathlib.Path, rows: list[dict]) -> None:
-  with open(path, "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-
-
+@command
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -462,7 +453,7 @@ def main(argv=None) -> int:
   if len(tuned) < len(tuning_runs):
     usage_error("some tuning runs are unfinished; rerun the same command.")
   chosen, tuning_md = tuning.choose(tuned, validation_data, args.delta)
-  (out / "tuning.md").write_text(tuning_md)
+  pipeline.write_text(out / "tuning.md", tuning_md)
   print(tuning_md)
 
   print(f"[{exp.name}] 2. every method at its strength, seeds {list(seeds)}, whole training set")
@@ -476,8 +467,8 @@ def main(argv=None) -> int:
     return pipeline.stopped(stop)
   print(f"[{exp.name}] 3. searching each network's smallest version on the test set")
   rows, curves = evaluate_methods(trained, dataset, args.delta, args.timing_repeats)
-  write_csv(out / "compare.csv", rows)
-  write_csv(out / "curves.csv", [point for c in curves for point in c["points"]])
+  pipeline.write_csv(out / "compare.csv", rows)
+  pipeline.write_csv(out / "curves.csv", [point for c in curves for point in c["points"]])
   pareto_plot(
     rows,
     curves,
@@ -486,8 +477,8 @@ def main(argv=None) -> int:
     out / "pareto.png",
   )
   table = compare_table(rows, args.delta)
-  (out / "compare.md").write_text(table)
-  (out / "chosen.json").write_text(json.dumps(dict(delta=args.delta, strengths=chosen), indent=1))
+  pipeline.write_text(out / "compare.md", table)
+  records.write_json(out / "chosen.json", dict(delta=args.delta, strengths=chosen))
   print(
     f"\n{table}\nwritten to {out}/ (compare.md, compare.csv, curves.csv, pareto.png, tuning.md)"
   )

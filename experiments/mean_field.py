@@ -38,7 +38,8 @@ import sys
 
 import numpy as np
 
-from experiments.cli import add_compute_dtype_flag
+from experiments.cli import add_compute_dtype_flag, command
+from experiments.pipeline import save_figure, write_text
 from htsgd_jax import pruning, records, tail_index
 from htsgd_jax.data import load_dataset
 from htsgd_jax.train import TrainConfig, Trainer, group_runs
@@ -198,8 +199,7 @@ def plot(results: list[dict], cfg: MeanFieldConfig, out: pathlib.Path) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend()
   fig.tight_layout()
-  fig.savefig(out / "relative_error.png", dpi=120)
-  plt.close(fig)
+  save_figure(fig, out / "relative_error.png")
 
   n_max = max(cfg.widths)
   fig, axes = plt.subplots(
@@ -234,8 +234,7 @@ def plot(results: list[dict], cfg: MeanFieldConfig, out: pathlib.Path) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(out / "column_norms.png", dpi=120)
-  plt.close(fig)
+  save_figure(fig, out / "column_norms.png")
 
   fig, axes = plt.subplots(
     1, len(cfg.datasets), figsize=(5 * len(cfg.datasets), 3.8), squeeze=False
@@ -255,8 +254,7 @@ def plot(results: list[dict], cfg: MeanFieldConfig, out: pathlib.Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(out / "tail_index.png", dpi=120)
-  plt.close(fig)
+  save_figure(fig, out / "tail_index.png")
 
 
 def summary_markdown(results: list[dict], cfg: MeanFieldConfig) -> str:
@@ -284,23 +282,53 @@ def summary_markdown(results: list[dict], cfg: MeanFieldConfig) -> str:
   return "\n".join(lines) + "\n"
 
 
+@command
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   defaults = MeanFieldConfig()
-  parser.add_argument("--datasets", nargs="+", default=list(defaults.datasets))
-  parser.add_argument("--widths", type=int, nargs="+", default=list(defaults.widths))
-  parser.add_argument("--alphas", type=float, nargs="+", default=list(defaults.alphas))
-  parser.add_argument("--seeds", type=int, nargs="+", default=list(defaults.seeds))
-  for name in ("eta", "sigma", "keep_fraction"):
-    parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
-  for name in ("steps", "batch_size"):
-    parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-  parser.add_argument("--step-rule", choices=("fixed", "theorem"), default=defaults.step_rule)
+  helps = dict(
+    datasets="datasets to train on (teacher_student, ecg5000, ...)",
+    widths="widths n of the hidden layer",
+    alphas="tail indices α of the noise",
+    seeds="seeds per (width, α)",
+    eta="per-unit step size η (the learning rate is η·n)",
+    sigma="noise scale: each step adds σ·η^(1/α) times an α-stable draw, per unit",
+    keep_fraction="fraction κ of the columns kept by the pruning",
+    steps="SGD steps K (total time T = K·η)",
+    batch_size="minibatch size",
+    step_rule="fixed: the same η and K at every width; theorem: η shrinks with n as in the"
+    " theorem, K grows to keep T",
+  )
+  for name in ("datasets", "widths", "alphas", "seeds"):
+    default = getattr(defaults, name)
+    parser.add_argument(
+      f"--{name}",
+      type=type(default[0]),
+      nargs="+",
+      default=list(default),
+      help=helps[name] + " (default: %(default)s)",
+    )
+  for name in ("eta", "sigma", "keep_fraction", "steps", "batch_size"):
+    default = getattr(defaults, name)
+    parser.add_argument(
+      f"--{name.replace('_', '-')}",
+      type=type(default),
+      default=default,
+      help=helps[name] + " (default: %(default)s)",
+    )
+  parser.add_argument(
+    "--step-rule",
+    choices=("fixed", "theorem"),
+    default=defaults.step_rule,
+    help=helps["step_rule"] + " (default: %(default)s)",
+  )
   add_compute_dtype_flag(parser)
-  parser.add_argument("--out", default="results/mean_field")
-  parser.add_argument("--no-progress", action="store_true")
+  parser.add_argument(
+    "--out", default="results/mean_field", help="output directory (default: %(default)s)"
+  )
+  parser.add_argument("--no-progress", action="store_true", help="no progress bars")
   args = parser.parse_args(argv)
   cfg = MeanFieldConfig(
     datasets=tuple(args.datasets),
@@ -323,7 +351,7 @@ def main(argv=None) -> int:
     raise SystemExit(f"error: {err}") from None
   plot(results, cfg, out)
   text = summary_markdown(results, cfg)
-  (out / "summary.md").write_text(text)
+  write_text(out / "summary.md", text)
   print(
     text + f"\nwritten to {out}/ (results.json, relative_error.png, column_norms.png,"
     " tail_index.png, summary.md)"

@@ -19,6 +19,7 @@ command, bit for bit; the checkpoint goes once its records are written.
 from __future__ import annotations
 
 import csv
+import io
 import pathlib
 from collections import defaultdict
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from htsgd_jax.train import TrainConfig, Trainer, broadcast_json, group_runs
 
 ANALYSIS_FILE = "analysis.json"
 MANIFEST_FILE = "manifest.json"
+REBUILD_MANIFEST = "delete it: the next command rewrites it (the runs beside it are kept)"
 CHECKPOINTS_DIR = ".checkpoints"
 CSV_FIELDS = (
   "experiment",
@@ -110,7 +112,7 @@ def claim_out_dir(out: pathlib.Path, command: str, description: str) -> None:
   path = out / MANIFEST_FILE
   if path.is_file():
     try:
-      owner = records.read_json(path, "choose another --out").get("command")
+      owner = records.read_json(path, REBUILD_MANIFEST).get("command")
     except records.DamagedFileError as err:
       usage_error(str(err))
     if owner != command:
@@ -122,12 +124,22 @@ def claim_out_dir(out: pathlib.Path, command: str, description: str) -> None:
 
 
 def read_checked_record(run_dir_path: pathlib.Path, cfg: TrainConfig) -> dict | None:
-  """The run's record if it is one of ``cfg``; refuses a damaged or foreign one, naming it."""
+  """The run's record if it is one of ``cfg``; refuses a damaged or foreign one, naming it.
+
+  A record without checksum that says the run did not finish (written by an
+  older version when a signal stopped it) holds no result to trust: it counts
+  as absent, so the run resumes from its checkpoint and the record is rewritten.
+  """
   try:
     record = records.read_record(run_dir_path)
     if record is None:
       return None
     stored = TrainConfig.from_dict(record.get("config", {}))
+  except records.UnsealedRecordError as err:
+    unsealed = records.read_json(err.path)
+    if unsealed.get("status") in records.FINISHED:
+      usage_error(str(err))
+    return None
   except (records.DamagedFileError, ValueError, TypeError) as err:
     usage_error(
       str(err)
@@ -271,22 +283,32 @@ def _resumable_groups(
 def analyse(
   runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, label: str, prune_fraction: float = 0.1
 ) -> list[dict]:
-  """Compression analysis of every finished run, cached in its directory."""
+  """Compression analysis of every finished run, cached in its directory.
+
+  Every run's parameters are checked against its record's checksum, also when
+  the analysis is cached; the cache is used only if it was computed from
+  those parameters (``params_sha256``) and is itself unedited. A diverged
+  run gets a row without results: it is counted, never averaged.
+  """
   rows, pending = [], defaultdict(list)
   for arm, name, cfg in runs:
     path = run_dir(out, name, cfg)
     record = read_checked_record(path, cfg)
     if not records.is_finished(path, record):
       continue
-    analysis = _cached_analysis(path / ANALYSIS_FILE)
+    if record["status"] == "diverged":
+      rows.append(_row(label, arm, cfg, path, record, None))
+      continue
+    analysis = _cached_analysis(path / ANALYSIS_FILE, record)
     if analysis is None or analysis.get("prune_fraction") != prune_fraction:
       pending[cfg.static_key()].append((arm, cfg, path, record))
       continue
+    _or_exit(records.verify_params, path, record)
     rows.append(_row(label, arm, cfg, path, record, analysis))
   for same_model in pending.values():
     cfg = same_model[0][1]
     apply = apply_fn(cfg, dataset.num_classes)
-    params = [read_params_or_exit(path) for _, _, path, _ in same_model]
+    params = [read_params_or_exit(path, record) for _, _, path, record in same_model]
     print(f"[{label}] analysing {len(same_model)} runs of width {cfg.width}")
     for (arm, cfg, path, record), analysis in zip(
       same_model,
@@ -300,7 +322,8 @@ def analyse(
       ),
     ):
       analysis["prune_fraction"] = prune_fraction
-      records.write_json(path / ANALYSIS_FILE, analysis)
+      analysis[records.PARAMS_CHECKSUM_KEY] = record[records.PARAMS_CHECKSUM_KEY]
+      records.write_json(path / ANALYSIS_FILE, records.sealed(analysis))
       rows.append(_row(label, arm, cfg, path, record, analysis))
   return rows
 
@@ -315,27 +338,41 @@ def apply_fn(cfg: TrainConfig, num_classes: int):
   return apply
 
 
-def read_params_or_exit(run_dir_path: pathlib.Path):
-  """A finished run's parameters; a damaged file is refused, naming it."""
+def _or_exit(read, *args):
+  """``read(*args)``; a damaged file is refused, naming it and the way out."""
   try:
-    return records.read_params(run_dir_path)
+    return read(*args)
   except records.DamagedFileError as err:
     usage_error(str(err))
 
 
-def _cached_analysis(path: pathlib.Path) -> dict | None:
-  """A run's cached analysis; a damaged cache is recomputed, with a note."""
+def read_params_or_exit(run_dir_path: pathlib.Path, record: dict):
+  """A finished run's parameters, checked against its record; a damaged file is refused."""
+  return _or_exit(records.read_params, run_dir_path, record)
+
+
+def _cached_analysis(path: pathlib.Path, record: dict) -> dict | None:
+  """A run's cached analysis, if computed from the record's parameters and unedited.
+
+  A damaged or edited cache is recomputed, with a note; one of other
+  parameters (the run was retrained) is recomputed silently.
+  """
   if not path.is_file():
     return None
   try:
-    return records.read_json(path)
+    analysis = records.read_json(path)
+    records.check_seal(analysis, path)
   except records.DamagedFileError:
     print(f"note: {path} is damaged; recomputing it")
     return None
+  if analysis.get(records.PARAMS_CHECKSUM_KEY) != record.get(records.PARAMS_CHECKSUM_KEY):
+    return None
+  return analysis
 
 
-def _row(label, arm, cfg: TrainConfig, path, record, analysis) -> dict:
-  final = record.get("final", {})
+def _row(label, arm, cfg: TrainConfig, path, record, analysis: dict | None) -> dict:
+  """One run's row; a run without analysis (diverged) has no results, only its status."""
+  final = record.get("final", {}) if analysis is not None else {}
   row = dict(
     experiment=label,
     arm=arm,
@@ -353,10 +390,16 @@ def _row(label, arm, cfg: TrainConfig, path, record, analysis) -> dict:
     wall_time_s=record.get("wall_time_s"),
     run_dir=str(path),
   )
-  row.update({k: analysis.get(k) for k in CSV_FIELDS if k in analysis})
-  row["curve"] = analysis["curve"]
-  row["column_norms"] = analysis["column_norms"]
+  if analysis is not None:
+    row.update({k: analysis.get(k) for k in CSV_FIELDS if k in analysis})
+    row["curve"] = analysis["curve"]
+    row["column_norms"] = analysis["column_norms"]
   return row
+
+
+def has_results(row: dict) -> bool:
+  """Whether a row's run has results to average (a diverged run has none)."""
+  return "curve" in row
 
 
 def mean_std(values, fmt: str = "{:.2f}") -> str:
@@ -396,10 +439,11 @@ def markdown_table(rows: list[dict]) -> str:
   *collapsed* counts runs that pruning costs more than 5 points of test
   accuracy; *top column* is the largest column's share of the first hidden
   layer's energy (the median over seeds, and the maximum): a share near 1
-  explains a collapse (the rule then keeps that one column).
+  explains a collapse (the rule then keeps that one column). Diverged runs
+  are counted in *runs* and left out of every other column.
   """
   head = (
-    "| experiment | width | arm | runs (converged) | train acc. | test acc. |"
+    "| experiment | width | arm | runs | train acc. | test acc. |"
     " pruned test acc. | fraction pruned (%) | collapsed | top column (median, max) |"
     " rel. error | α̂ Hill (col. norms) |"
   )
@@ -407,16 +451,23 @@ def markdown_table(rows: list[dict]) -> str:
   groups = defaultdict(list)
   for r in rows:
     groups[(r["experiment"], r["width"], r["arm"])].append(r)
-  for (exp, width, arm), rs in sorted(
+  for (exp, width, arm), all_runs in sorted(
     groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "plain")
   ):
-    converged = sum(r["status"] == "converged" for r in rs)
+    rs = [r for r in all_runs if has_results(r)]
+    counts = [
+      f"{sum(r['status'] == status for r in all_runs)} {status}"
+      for status in ("converged", "diverged")
+      if any(r["status"] == status for r in all_runs)
+    ]
+    runs = f"{len(all_runs)} ({', '.join(counts)})" if counts else str(len(all_runs))
     lines.append(
-      f"| {exp} | {width} | {arm} | {len(rs)} ({converged})"
+      f"| {exp} | {width} | {arm} | {runs}"
       f" | {mean_std(r['train_accuracy'] for r in rs)}"
       f" | {mean_std(r['test_accuracy'] for r in rs)}"
       f" | {mean_std(r['pruned_test_accuracy'] for r in rs)}"
-      f" | {mean_std(100 * r['fraction_pruned'] for r in rs)} | {sum(map(collapsed, rs))}"
+      f" | {mean_std(100 * r['fraction_pruned'] for r in rs)}"
+      f" | {sum(map(collapsed, rs)) if rs else '—'}"
       f" | {_median_max([r.get('top_column_energy') for r in rs])}"
       f" | {mean_std(r['relative_error'] for r in rs)}"
       f" | {mean_std(r['hill_column_norms'] for r in rs)} |"
@@ -431,6 +482,9 @@ def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
+  rows = [r for r in rows if has_results(r)]
+  if not rows:
+    return []
   arms = sorted({r["arm"] for r in rows}, key=lambda a: (a != "plain", a))
   palette = ["tab:red", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink"]
   colors = {
@@ -466,9 +520,7 @@ def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
     ax.grid(alpha=0.3)
     ax.legend()
   fig.tight_layout()
-  paths.append(out / "pruning_curves.png")
-  fig.savefig(paths[-1], dpi=120)
-  plt.close(fig)
+  paths.append(save_figure(fig, out / "pruning_curves.png"))
 
   fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
   for ax, (exp, width) in zip(axes[0], panels):
@@ -492,9 +544,7 @@ def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
     ax.grid(alpha=0.3, which="both")
     ax.legend()
   fig.tight_layout()
-  paths.append(out / "column_norms.png")
-  fig.savefig(paths[-1], dpi=120)
-  plt.close(fig)
+  paths.append(save_figure(fig, out / "column_norms.png"))
   return paths
 
 
@@ -505,10 +555,8 @@ def report(rows: list[dict], out: pathlib.Path, stop_signal: str | None = None) 
   stopped the training, else 0.
   """
   if rows:
-    table = write_outputs(rows, out)
-    print(
-      f"\n{table}\nwritten to {out}/ (runs.csv, table.md, pruning_curves.png, column_norms.png)"
-    )
+    table, files = write_outputs(rows, out)
+    print(f"\n{table}\nwritten to {out}/ ({', '.join(files)})")
   else:
     print("no finished runs yet.")
   return stopped(stop_signal)
@@ -524,13 +572,47 @@ def stopped(stop_signal: str | None) -> int:
   return exit_code(stop_signal)
 
 
-def write_outputs(rows: list[dict], out: pathlib.Path) -> str:
+def csv_cell(value):
+  """A CSV cell: a value without meaning (None, NaN, inf) is an empty cell.
+
+  Example:
+    >>> csv_cell(float("nan")), csv_cell(None), csv_cell(0.5), csv_cell("converged")
+    ('', '', 0.5, 'converged')
+  """
+  if value is None or (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
+    return ""
+  return value
+
+
+def write_csv(path: pathlib.Path, rows: list[dict], fields: Sequence[str] | None = None) -> None:
+  """Writes ``rows`` as CSV atomically; cells without a value (None, NaN, inf) are empty."""
+  text = io.StringIO()
+  writer = csv.DictWriter(text, fieldnames=list(fields or rows[0]), extrasaction="ignore")
+  writer.writeheader()
+  writer.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
+  write_text(path, text.getvalue())
+
+
+def write_text(path: pathlib.Path, text: str) -> None:
+  """Writes a report atomically: a failed write leaves the previous file, and names this one."""
+  records.atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def save_figure(fig, path: pathlib.Path) -> pathlib.Path:
+  """Saves a matplotlib figure as PNG atomically (see :func:`write_text`), then closes it."""
+  import matplotlib.pyplot as plt
+
+  try:
+    records.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+  finally:
+    plt.close(fig)
+  return path
+
+
+def write_outputs(rows: list[dict], out: pathlib.Path) -> tuple[str, list[str]]:
+  """Writes runs.csv, table.md and the plots; returns the table and the files' names."""
   out.mkdir(parents=True, exist_ok=True)
-  with open(out / "runs.csv", "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
+  write_csv(out / "runs.csv", rows, CSV_FIELDS)
   table = markdown_table(rows)
-  (out / "table.md").write_text(table)
-  plot(rows, out)
-  return table
+  write_text(out / "table.md", table)
+  return table, ["runs.csv", "table.md", *(p.name for p in plot(rows, out))]

@@ -34,6 +34,7 @@ from experiments.cli import (
   check_or_exit,
   check_run_flags,
   check_unique_seeds,
+  command,
   init_distributed,
   load_data_or_exit,
   parse_shard,
@@ -45,6 +46,7 @@ from experiments.presets import GROUPS, NAMES, get_experiments
 from htsgd_jax.train import check_fits
 
 
+@command
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -45,6 +45,7 @@ from experiments.cli import (
   check_or_exit,
   check_run_flags,
   check_unique_seeds,
+  command,
   config_from_args,
   init_distributed,
   load_data_or_exit,
@@ -119,6 +120,7 @@ def check_grid(grid: dict[str, list]) -> None:
   check_unique_seeds(grid["seeds"])
 
 
+@command
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -128,13 +130,25 @@ def main(argv=None) -> int:
     default=None,
     help="start from a preset's noisy config (flags below override the grid)",
   )
-  parser.add_argument("--widths", type=int, nargs="+", default=None)
-  parser.add_argument("--seeds", type=int, nargs="+", default=None)
-  parser.add_argument("--alphas", type=float, nargs="+", default=None)
+  parser.add_argument(
+    "--widths", type=int, nargs="+", default=None, help="hidden widths (default: --width)"
+  )
+  parser.add_argument(
+    "--seeds", type=int, nargs="+", default=None, help="seeds of every arm (default: 1 2 3 4 5)"
+  )
+  parser.add_argument(
+    "--alphas", type=float, nargs="+", default=None, help="tail indices α (default: --alpha)"
+  )
   parser.add_argument(
     "--sigmas", type=float, nargs="+", default=None, help="noise scales; 0 adds the plain-SGD arm"
   )
-  parser.add_argument("--noise-types", type=int, nargs="+", default=None)
+  parser.add_argument(
+    "--noise-types",
+    type=int,
+    nargs="+",
+    default=None,
+    help="noise types 1, 2, 3 of the noisy arms (default: --noise-type)",
+  )
   parser.add_argument(
     "--prune-fraction",
     type=float,
@@ -241,7 +255,7 @@ def tune_report(runs, validation, out, delta: float, stop_signal: str | None) ->
     sections.append(f"## width {width}\n\n{table}")
   if sections:
     text = "\n".join(sections)
-    (out / "tuning.md").write_text(text)
+    pipeline.write_text(out / "tuning.md", text)
     records.write_json(out / "tuning.json", dict(delta=delta, sigma=chosen))
     print(f"\n{text}\nchosen σ: {chosen}\nwritten to {out}/ (tuning.md, tuning.json)")
   else:

@@ -27,6 +27,7 @@ from experiments.cli import (
   add_run_flags,
   check_or_exit,
   check_run_flags,
+  command,
   config_from_args,
   load_data_or_exit,
   prepare_out_dir,
@@ -46,6 +47,7 @@ def default_out(cfg: TrainConfig) -> str:
   )
 
 
+@command
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -85,12 +87,14 @@ def main(argv=None) -> int:
   records.write_run(out, result.record(), result.params)
   print(
     json.dumps(
-      dict(
-        out=str(out),
-        status=result.status,
-        steps=result.steps,
-        wall_time_s=round(result.wall_time_s, 1),
-        **{k: round(v, 4) for k, v in result.final.items()},
+      records.json_safe(
+        dict(
+          out=str(out),
+          status=result.status,
+          steps=result.steps,
+          wall_time_s=round(result.wall_time_s, 1),
+          **{k: round(v, 4) for k, v in result.final.items()},
+        )
       ),
       indent=1,
     )

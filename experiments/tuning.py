@@ -110,7 +110,8 @@ def load_finished(runs: list[tuple[str, float, int, str, TrainConfig]], out) -> 
     path = pipeline.run_dir(out, name, cfg)
     record = pipeline.read_checked_record(path, cfg)
     if records.is_finished(path, record):
-      done.append(Trained(method, strength, seed, cfg, record, pipeline.read_params_or_exit(path)))
+      params = pipeline.read_params_or_exit(path, record)
+      done.append(Trained(method, strength, seed, cfg, record, params))
   return done
 
 

@@ -127,8 +127,8 @@ def clear(directory) -> None:
   """
   directory = pathlib.Path(directory)
   (directory / META_FILE).unlink(missing_ok=True)
-  for old in directory.glob("state-*.npz"):
-    old.unlink(missing_ok=True)
+  for old in [*directory.glob("state-*.npz"), *directory.glob(".*.tmp")]:
+    old.unlink(missing_ok=True)  # the .tmp: writes that a SIGKILL interrupted
   try:
     directory.rmdir()
   except OSError:

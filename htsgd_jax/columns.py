@@ -93,19 +93,26 @@ def natural_key(path) -> list:
 
 
 def _leaf_name(path) -> str:
-  last = path[-1]
-  return str(getattr(last, "key", getattr(last, "name", last)))
+  names = path_names(path)
+  return names[-1] if names else ""
 
 
 def path_names(path) -> list[str]:
   """The names along a ``tree_flatten_with_path`` key path.
+
+  A Flax NNX variable's ``.value`` (how ``nnx.Optimizer`` hands a state to
+  ``init``) is not a name: ``hidden_0/kernel.value`` is ``hidden_0/kernel``.
 
   Example:
     >>> path = jax.tree_util.tree_flatten_with_path({"hidden_0": {"kernel": 0}})[0][0][0]
     >>> path_names(path), path_name(path)
     (['hidden_0', 'kernel'], 'hidden_0/kernel')
   """
-  return [str(getattr(p, "key", getattr(p, "name", p))) for p in path]
+  return [
+    str(getattr(p, "key", getattr(p, "name", p)))
+    for p in path
+    if not (isinstance(p, jax.tree_util.GetAttrKey) and p.name == "value")
+  ]
 
 
 def path_name(path) -> str:

@@ -28,26 +28,12 @@ import jax
 import jax.numpy as jnp
 
 from htsgd_jax import columns
+from htsgd_jax.config import COMPUTE_DTYPES, MODELS, check_compute_dtype  # noqa: F401 (public)
 
 # PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 # The authors' VGG conv init: N(0, sqrt(2 / (k * k * c_out))).
 vgg_conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-
-COMPUTE_DTYPES = ("float32", "bfloat16")
-
-
-def check_compute_dtype(dtype) -> str:
-  """The name of a supported compute dtype, or ``ValueError`` saying which are.
-
-  Example:
-    >>> check_compute_dtype(jnp.bfloat16)
-    'bfloat16'
-  """
-  name = jnp.dtype(dtype).name if not isinstance(dtype, str) else dtype
-  if name not in COMPUTE_DTYPES:
-    raise ValueError(f"compute dtype must be one of {', '.join(COMPUTE_DTYPES)}; got {dtype!r}.")
-  return name
 
 
 def mixed_precision(dtype, conv: bool = False) -> dict:
@@ -231,9 +217,6 @@ class VGG11Wide(nn.Module):
       name="classifier",
       **mixed_precision(self.dtype),
     )(x)
-
-
-MODELS = ("fcn", "mean_field", "vgg11_wide")
 
 
 def build_model(

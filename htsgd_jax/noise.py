@@ -26,6 +26,7 @@ exactly), and its type 1 at α = 2 draws N(0, 1) (also ``sigma / sqrt(2)``).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -35,8 +36,7 @@ import optax
 
 from htsgd_jax import columns as columns_lib
 from htsgd_jax import stable
-
-NOISE_TYPES = (1, 2, 3)
+from htsgd_jax.config import NOISE_TYPES
 
 
 class HeavyTailedNoiseState(NamedTuple):
@@ -47,7 +47,10 @@ class HeavyTailedNoiseState(NamedTuple):
     key: PRNG key for the next update's noise.
 
   Example:
-    >>> state = heavy_tailed_noise(1.5, 0.1, 0.01, key=3).init({})
+    >>> import jax.numpy as jnp
+    >>> params = {"hidden_0": {"kernel": jnp.ones((3, 4))},
+    ...           "classifier": {"kernel": jnp.ones((4, 2))}}
+    >>> state = heavy_tailed_noise(1.5, 0.1, 0.01, key=3).init(params)
     >>> int(state.count)
     0
   """
@@ -224,7 +227,7 @@ def heavy_tailed_noise(
   skip = stable.is_concrete(sigma) and bool(np.all(np.asarray(sigma) == 0))
 
   def init_fn(params):
-    del params
+    _check_selects_leaves(mask, params)
     return HeavyTailedNoiseState(count=jnp.zeros([], jnp.int32), key=init_key)
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -257,6 +260,21 @@ def heavy_tailed_noise(
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+def _check_selects_leaves(mask, params) -> None:
+  """Refuses a tree where the default rule finds no hidden layer; warns for an empty ``mask``."""
+  chosen = jax.tree.leaves(columns_lib.resolve_mask(mask, params))
+  if any(bool(c) for c in chosen):
+    return
+  if mask is None:
+    raise ValueError(
+      "heavy_tailed_noise found no hidden layer to add noise to: it takes leaves named"
+      " 'kernel' of rank >= 2, except the classifier (a module named 'classifier', else the"
+      " last kernel) and the first convolution. Name the layers so (Flax's Dense and Conv"
+      " call their weights 'kernel'), or pass mask= to choose the leaves."
+    )
+  warnings.warn("heavy_tailed_noise: mask selects no leaf; the noise adds nothing.", stacklevel=3)
+
+
 def noisy_sgd(
   learning_rate: optax.ScalarOrSchedule,
   alpha,
@@ -274,13 +292,15 @@ def noisy_sgd(
 
   Example:
     >>> import jax.numpy as jnp, optax
+    >>> params = {"hidden_0": {"kernel": jnp.zeros((2, 2))},
+    ...           "classifier": {"kernel": jnp.zeros((2, 1))}}
     >>> tx = noisy_sgd(0.01, alpha=1.75, sigma=0.003, key=1)
-    >>> state = tx.init({"hidden_0": {"kernel": jnp.zeros((2, 2))}})
+    >>> state = tx.init(params)
 
     With hyperparameters in the state, as ``optax.inject_hyperparams`` does:
 
     >>> tx = optax.inject_hyperparams(noisy_sgd)(learning_rate=0.01, alpha=1.75, sigma=0.003)
-    >>> sorted(tx.init({"hidden_0": {"kernel": jnp.zeros((2, 2))}}).hyperparams)
+    >>> sorted(tx.init(params).hyperparams)
     ['alpha', 'key', 'learning_rate', 'noise_type', 'sigma']
   """
   return optax.chain(

@@ -137,6 +137,11 @@ def prune(
     if not use:
       return leaf
     name = columns_lib.path_name(path)
+    if stable.is_concrete(leaf) and not np.isfinite(np.asarray(leaf)).all():
+      raise ValueError(
+        f"{name} holds non-finite weights (NaN or inf): its columns cannot be ranked by"
+        " norm. Prune a finite network (a diverged run's last finite parameters, or retrain)."
+      )
     d, n = columns_lib.columns_shape(leaf.shape, conv_column)
     drop = columns_to_prune(column_norms(leaf, conv_column), fraction, rule)
     layers[name] = LayerPruning(n, drop.sum(), d)
@@ -221,7 +226,24 @@ def _dense_layer_names(params) -> list[str]:
     raise ValueError(
       f"expected dense layers and a '{columns_lib.CLASSIFIER_NAME}' layer; got {sorted(params)}."
     )
-  return [*hidden, columns_lib.CLASSIFIER_NAME]
+  names = [*hidden, columns_lib.CLASSIFIER_NAME]
+  fan_in = None
+  for name in names:
+    layer = params[name]
+    kernel = layer.get("kernel") if isinstance(layer, dict) else None
+    if kernel is None or np.ndim(kernel) != 2:
+      shape = None if kernel is None else tuple(np.shape(kernel))
+      raise ValueError(
+        f"{name} is not a dense layer (its kernel is {shape}): compact_dense shrinks dense"
+        " stacks of 2-D kernels (fan_in, units); a convolution's pruned filters stay masked."
+      )
+    if fan_in is not None and np.shape(kernel)[0] != fan_in:
+      raise ValueError(
+        f"{name}'s kernel has shape {tuple(np.shape(kernel))}, but the layer before it has"
+        f" {fan_in} units: the layers ({', '.join(names)}) do not form one dense stack."
+      )
+    fan_in = np.shape(kernel)[1]
+  return names
 
 
 def compact_dense(params, activation=jax.nn.relu) -> CompactNetwork:

@@ -5,7 +5,16 @@ A run directory holds:
 * ``params.npz``: the trained parameters, one array per leaf, keyed by its
   '/'-joined path (``hidden_0/kernel``); loads with plain ``numpy.load``, no
   pickled code.
-* ``record.json``: config, history, final metrics, status, wall time, versions.
+* ``record.json``: config, history, final metrics, status, wall time, versions,
+  the SHA-256 of ``params.npz`` (``params_sha256``) and a ``checksum`` of the
+  record itself.
+
+Nothing in a run directory is trusted unread: :func:`read_record` checks the
+record's checksum (a hand-edited result or status is refused like a
+truncated file), and :func:`read_params` checks the parameters against the
+record's ``params_sha256``. Hashing costs milliseconds per megabyte, nothing
+next to training. Other JSON files (caches) can be sealed the same way with
+:func:`sealed` and checked with :func:`check_seal`.
 
 Each file is written to a temporary name and moved into place with
 ``os.replace``, and ``record.json`` goes last: a directory with a
@@ -19,6 +28,8 @@ A file that cannot be read back (truncated, edited, foreign) raises
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import os
@@ -36,6 +47,8 @@ RECORD_FILE = "record.json"
 PARAMS_FILE = "params.npz"
 FINISHED = ("converged", "max_steps", "diverged")
 RETRAIN_HINT = "delete it, or pass --force to retrain"
+CHECKSUM_KEY = "checksum"
+PARAMS_CHECKSUM_KEY = "params_sha256"
 
 
 class DamagedFileError(ValueError):
@@ -44,6 +57,10 @@ class DamagedFileError(ValueError):
   def __init__(self, path, reason, hint: str = RETRAIN_HINT):
     super().__init__(f"{path} is damaged or not a run file ({reason}); {hint}.")
     self.path = pathlib.Path(path)
+
+
+class UnsealedRecordError(DamagedFileError):
+  """A JSON file without the checksum that :func:`sealed` adds: its contents cannot be verified."""
 
 
 def _file_mode() -> int:
@@ -73,19 +90,22 @@ def atomic_write(path, write) -> None:
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
+  except OSError as err:  # name the file the user knows, not the temporary one
+    pathlib.Path(tmp).unlink(missing_ok=True)
+    raise OSError(err.errno, err.strerror or str(err), str(path)) from err
   except BaseException:
     pathlib.Path(tmp).unlink(missing_ok=True)
     raise
 
 
-def _json_safe(obj):
+def json_safe(obj):
   """Non-finite floats become strings ("nan", "inf"): JSON has no NaN."""
   if isinstance(obj, dict):
-    return {str(k): _json_safe(v) for k, v in obj.items()}
+    return {str(k): json_safe(v) for k, v in obj.items()}
   if isinstance(obj, (list, tuple)):
-    return [_json_safe(v) for v in obj]
+    return [json_safe(v) for v in obj]
   if isinstance(obj, (np.generic, np.ndarray)):
-    return _json_safe(obj.tolist())
+    return json_safe(obj.tolist())
   if isinstance(obj, float) and not math.isfinite(obj):
     return str(obj)
   return obj
@@ -121,8 +141,64 @@ def unflatten_params(flat: dict[str, np.ndarray]) -> dict:
   return tree
 
 
+def checksum(obj: dict[str, Any]) -> str:
+  """SHA-256 of ``obj`` as canonical JSON, its own ``checksum`` entry left out.
+
+  Example:
+    >>> checksum({"a": 1}) == checksum({"a": 1, "checksum": "x"}), len(checksum({}))
+    (True, 64)
+  """
+  body = {k: v for k, v in obj.items() if k != CHECKSUM_KEY}
+  text = json.dumps(json_safe(body), sort_keys=True, separators=(",", ":"))
+  return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sealed(obj: dict[str, Any]) -> dict[str, Any]:
+  """``obj`` with its :func:`checksum`, so that an edit can be told from the original.
+
+  Example:
+    >>> check_seal(sealed({"acc": 97.0}), "a.json")
+    >>> check_seal(dict(sealed({"acc": 97.0}), acc=99.99), "a.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    htsgd_jax.records.DamagedFileError: a.json is damaged ... edited since it was written?); ...
+  """
+  return dict(obj, **{CHECKSUM_KEY: checksum(obj)})
+
+
+def check_seal(obj: dict[str, Any], path, hint: str = RETRAIN_HINT) -> None:
+  """Raises :class:`DamagedFileError` unless ``obj`` carries its own :func:`checksum`."""
+  if CHECKSUM_KEY not in obj:
+    raise UnsealedRecordError(
+      path, "it carries no checksum: written by hand or by htsgd-jax before 0.1.0", hint
+    )
+  if obj[CHECKSUM_KEY] != checksum(obj):
+    raise DamagedFileError(
+      path, "its contents do not match their checksum: edited since it was written?", hint
+    )
+
+
+def file_sha256(path) -> str:
+  """SHA-256 of a file's bytes, read in 1 MiB blocks.
+
+  Example:
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x"
+    >>> _ = path.write_bytes(b"")
+    >>> file_sha256(path)[:12]
+    'e3b0c44298fc'
+  """
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    while block := f.read(1 << 20):
+      digest.update(block)
+  return digest.hexdigest()
+
+
 def write_run(run_dir, record: dict[str, Any], params=None) -> pathlib.Path:
   """Writes ``params.npz`` (if given) then ``record.json``, each atomically.
+
+  The record is written :func:`sealed`, with the parameters' SHA-256.
 
   Example:
     >>> import tempfile
@@ -131,10 +207,15 @@ def write_run(run_dir, record: dict[str, Any], params=None) -> pathlib.Path:
     (True, 'converged', [1.0, 1.0])
   """
   run_dir = pathlib.Path(run_dir)
+  run_dir.mkdir(parents=True, exist_ok=True)
+  record = {k: v for k, v in record.items() if k not in (CHECKSUM_KEY, PARAMS_CHECKSUM_KEY)}
   if params is not None:
-    flat = flatten_params(params)
-    atomic_write(run_dir / PARAMS_FILE, lambda f: np.savez(f, **flat))
-  write_json(run_dir / RECORD_FILE, record)
+    buffer = io.BytesIO()
+    np.savez(buffer, **flatten_params(params))
+    data = buffer.getbuffer()
+    atomic_write(run_dir / PARAMS_FILE, lambda f: f.write(data))
+    record[PARAMS_CHECKSUM_KEY] = hashlib.sha256(data).hexdigest()
+  write_json(run_dir / RECORD_FILE, sealed(record))
   return run_dir
 
 
@@ -148,12 +229,14 @@ def write_json(path, obj) -> None:
     >>> json.loads(path.read_text())
     {'loss': 'nan'}
   """
-  text = json.dumps(_json_safe(obj), indent=1, sort_keys=True)
+  text = json.dumps(json_safe(obj), indent=1, sort_keys=True)
   atomic_write(pathlib.Path(path), lambda f: f.write(text.encode()))
 
 
 def read_record(run_dir) -> dict[str, Any] | None:
   """Returns the run's record, or None if the directory holds no complete record.
+
+  A record that fails its checksum (:func:`check_seal`) raises :class:`DamagedFileError`.
 
   Example:
     >>> import tempfile
@@ -163,7 +246,9 @@ def read_record(run_dir) -> dict[str, Any] | None:
   path = pathlib.Path(run_dir) / RECORD_FILE
   if not path.is_file():
     return None
-  return read_json(path)
+  record = read_json(path)
+  check_seal(record, path)
+  return record
 
 
 def read_json(path, hint: str = RETRAIN_HINT) -> Any:
@@ -187,8 +272,11 @@ def read_json(path, hint: str = RETRAIN_HINT) -> Any:
   return obj
 
 
-def read_params(run_dir) -> dict:
+def read_params(run_dir, record: dict[str, Any] | None = None) -> dict:
   """Loads ``params.npz`` back into a nested dict of numpy arrays (see :func:`write_run`).
+
+  With the run's ``record``, the file must have the SHA-256 the record holds
+  (:func:`verify_params`).
 
   Example:
     >>> import tempfile
@@ -200,6 +288,8 @@ def read_params(run_dir) -> dict:
     raise FileNotFoundError(
       f"no {PARAMS_FILE} in {run_dir}: the run did not finish writing its parameters; rerun it."
     )
+  if record is not None:
+    verify_params(run_dir, record)
   try:
     with np.load(path) as npz:
       return unflatten_params({k: npz[k] for k in npz.files})
@@ -207,17 +297,42 @@ def read_params(run_dir) -> dict:
     raise DamagedFileError(path, f"{type(err).__name__}: {err}") from None
 
 
-def is_finished(run_dir, record: dict[str, Any] | None = None) -> bool:
+def verify_params(run_dir, record: dict[str, Any]) -> None:
+  """Raises :class:`DamagedFileError` unless ``params.npz`` has the record's SHA-256.
+
+  Example:
+    >>> import tempfile
+    >>> run = write_run(tempfile.mkdtemp(), {}, {"w": np.ones(2)})
+    >>> verify_params(run, read_record(run))
+    >>> _ = (run / PARAMS_FILE).write_bytes(b"PK")
+    >>> verify_params(run, read_record(run))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    htsgd_jax.records.DamagedFileError: ... (its SHA-256 is not the one in record.json); ...
+  """
+  path = pathlib.Path(run_dir) / PARAMS_FILE
+  want = record.get(PARAMS_CHECKSUM_KEY)
+  if want is None:
+    raise DamagedFileError(path, f"{RECORD_FILE} holds no checksum of it")
+  if not path.is_file() or file_sha256(path) != want:
+    raise DamagedFileError(path, f"its SHA-256 is not the one in {RECORD_FILE}")
+
+
+_UNREAD: Any = object()
+
+
+def is_finished(run_dir, record: dict[str, Any] | None = _UNREAD) -> bool:
   """True if the directory holds a complete record of a run that ended by itself.
 
-  Pass ``record`` if it was already read from ``run_dir``, to save reading it again.
+  Pass ``record`` if it was already read from ``run_dir`` (None: there is
+  none), to save reading it again.
 
   Example:
     >>> import tempfile
     >>> is_finished(write_run(tempfile.mkdtemp(), {"status": "interrupted"}, {}))
     False
   """
-  record = read_record(run_dir) if record is None else record
+  record = read_record(run_dir) if record is _UNREAD else record
   return (
     bool(record)
     and record.get("status") in FINISHED

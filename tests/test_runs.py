@@ -85,8 +85,8 @@ def test_record_of_another_config_in_a_run_directory_is_refused(tmp_path):
   assert sweep.main(SMALL_SWEEP + ["--out", str(tmp_path)]) == 0
   run = next(p for p in tmp_path.iterdir() if records.is_finished(p))
   record = records.read_record(run)
-  record["config"]["max_steps"] = 999  # a foreign record
-  records.write_json(run / records.RECORD_FILE, record)
+  record["config"]["max_steps"] = 999  # a foreign record (copied here), sealed as written
+  records.write_json(run / records.RECORD_FILE, records.sealed(record))
   _refused(
     sweep.main,
     SMALL_SWEEP + ["--out", str(tmp_path)],
