@@ -239,19 +239,22 @@ def train_missing(
         checkpoints.clear(checkpoint_dir)
       try:
         results = trainer.run(
-          progress=progress, checkpoint_dir=checkpoint_dir, checkpoint_every_s=checkpoint_every_s
+          progress=progress,
+          checkpoint_dir=checkpoint_dir,
+          checkpoint_every_s=checkpoint_every_s,
+          on_stop=overall.update,  # the runs bar moves as each run stops
         )
       except records.DamagedFileError as err:
         usage_error(str(err))
       if writer:
         for r in results:
           records.write_run(dirs[r.config], r.record(), r.params)
+          held_out = "val" if r.config.validation else "test"
           overall.write(
             f"  {dirs[r.config].name}: {r.status} after {r.steps} steps,"
             f" train {r.final.get('train_accuracy', float('nan')):.2f}%,"
-            f" test {r.final.get('test_accuracy', float('nan')):.2f}%"
+            f" {held_out} {r.final.get('test_accuracy', float('nan')):.2f}%"
           )
-      overall.update(sum(r.status != "interrupted" for r in results))
       if trainer.stop_signal:
         if writer:
           overall.write(f"[{label}] {trainer.stop_signal}: checkpoint in {checkpoint_dir}")

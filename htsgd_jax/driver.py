@@ -15,7 +15,7 @@ import hashlib
 import json
 import pathlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -168,7 +168,11 @@ class Trainer:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
   def run(
-    self, progress: bool = True, checkpoint_dir=None, checkpoint_every_s: float = 300.0
+    self,
+    progress: bool = True,
+    checkpoint_dir=None,
+    checkpoint_every_s: float = 300.0,
+    on_stop: Callable[[int], None] | None = None,
   ) -> list[RunResult]:
     """Trains every run to its stop rule; returns one :class:`RunResult` per config.
 
@@ -181,6 +185,12 @@ class Trainer:
     stop, and a later ``run`` with the same runs resumes from it: the final
     parameters are bit-identical to an uninterrupted run. The caller removes
     the checkpoint once it has written the results (:func:`checkpoints.clear`).
+
+    ``on_stop(k)`` hears, at each evaluation, how many runs stopped there
+    (converged, diverged or at ``max_steps``), so that a caller's progress
+    counts runs as they stop. The step bar shows active and stopped runs;
+    when runs stop at a target accuracy it gives no time left to
+    ``max_steps``, which they may never reach.
     """
     cfg, ds = self.cfg, self.dataset
     data = jax.device_put(
@@ -220,14 +230,21 @@ class Trainer:
     start = time.time() - elapsed  # time.time() - start: this group's training time so far
     last_save = time.time()
     writer = jax.process_index() == 0  # with several processes, process 0 writes
+    to_target = cfg.target_accuracy is not None
     bar = _progress_bar(
       progress and writer,
-      total=cfg.max_steps,
+      total=None if to_target else cfg.max_steps,  # a target: the end is unknown
       initial=t,
       unit="step",
       dynamic_ncols=True,
-      desc=f"{ds.name} {cfg.model} n={cfg.width} runs={self.n_runs}",
+      desc=f"{ds.name} {cfg.model} n={cfg.width} runs={self.n_runs}"
+      + (
+        f" (to {cfg.target_accuracy:g}% train acc., at most {cfg.max_steps} steps)"
+        if to_target
+        else ""
+      ),
     )
+    held_out = "val" if cfg.validation else "test"  # what the run evaluates on
 
     def save():
       host_states = to_host(states)  # on every process: a collective
@@ -247,6 +264,9 @@ class Trainer:
         )
 
     active = to_host(states.active)
+    stopped_before = int((~active[: self.n_runs]).sum())  # at step 0, or before a resume
+    if on_stop and stopped_before:
+      on_stop(stopped_before)
     with interrupts.stop_requests() as stop:
       try:
         while t < cfg.max_steps and active[: self.n_runs].any() and not any_process(stop.requested):
@@ -255,15 +275,21 @@ class Trainer:
           metrics, active, steps, mb_loss = to_host((metrics, states.active, states.steps, mb_loss))
           t = min(t + cfg.eval_every, cfg.max_steps)
           self._log(history, steps, was_active, metrics, mb_loss)
-          for i in np.flatnonzero(was_active[: self.n_runs] & ~active[: self.n_runs]):
+          stopped_now = np.flatnonzero(was_active[: self.n_runs] & ~active[: self.n_runs])
+          for i in stopped_now:
             stop_time[i] = time.time() - start
+          if on_stop and stopped_now.size:
+            on_stop(int(stopped_now.size))
           bar.update(t - bar.n)
           live = metrics[: self.n_runs][was_active[: self.n_runs]]
           bar.set_postfix(
-            loss=f"{_finite_mean(live[:, 0]):.4f}",
-            train_acc=f"{_finite_mean(live[:, 1]):.2f}",
-            test_acc=f"{_finite_mean(live[:, 3]):.2f}",
-            active=int(active[: self.n_runs].sum()),
+            {
+              "loss": f"{_finite_mean(live[:, 0]):.4f}",
+              "train_acc": f"{_finite_mean(live[:, 1]):.2f}",
+              f"{held_out}_acc": f"{_finite_mean(live[:, 3]):.2f}",
+              "active": int(active[: self.n_runs].sum()),
+              "stopped": int((~active[: self.n_runs]).sum()),
+            }
           )
           # Process 0's clock decides, so that all processes save together.
           if checkpoint_dir and broadcast_flag(time.time() - last_save >= checkpoint_every_s):
@@ -371,8 +397,8 @@ class _NoProgressBar:
   def update(self, k: int) -> None:
     self.n += k
 
-  def set_postfix(self, **kwargs) -> None:
-    del kwargs
+  def set_postfix(self, ordered_dict=None, **kwargs) -> None:
+    del ordered_dict, kwargs
 
   def close(self) -> None:
     pass
