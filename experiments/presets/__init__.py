@@ -13,10 +13,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
-from htsgd_jax.train import TrainConfig
+from htsgd_jax.config import COMPUTE_DTYPES, TrainConfig
 
 NAMES = ("ecg5000_fcn", "mnist_fcn", "cifar10_fcn", "cifar10_vgg", "cifar100_fcn")
 GROUPS = {"quick": ("ecg5000_fcn:quick", "mnist_fcn:quick")}
+# What Experiment.with_compute_dtype appends to an experiment's name.
+COMPUTE_SUFFIXES = tuple(f"_{d}" for d in COMPUTE_DTYPES if d != "float32")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +58,7 @@ class Experiment:
     """
     if dtype is None or dtype == self.noisy.compute_dtype:
       return self
-    name = self.name if dtype == "float32" else f"{self.name}_{dtype}"
+    name = self.name if dtype == "float32" else f"{self.name}_{dtype}"  # COMPUTE_SUFFIXES
     return dataclasses.replace(
       self, name=name, noisy=dataclasses.replace(self.noisy, compute_dtype=dtype)
     )
