@@ -1,5 +1,5 @@
-"""Sphinx configuration: API reference from the docstrings, the README as the guide,
-and the notebooks executed at build time (MyST-NB).
+"""Sphinx configuration: the README as the overview, the guides (docs/*.md), the API
+reference from the docstrings, and the notebooks executed at build time (MyST-NB).
 
   python -m sphinx -W -b html docs build/docs     # warnings are errors; offline
 """
@@ -23,6 +23,8 @@ extensions = [
 ]
 html_theme = "furo"
 html_title = "htsgd-jax"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # wide result tables scroll instead of being cut off
 exclude_patterns = ["_build"]
 myst_heading_anchors = 3
 autodoc_member_order = "bysource"

@@ -1,9 +1,10 @@
-"""The README's Python examples run as written."""
+"""The README's and the guides' Python examples run as written."""
 
 import pathlib
 import re
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 
 def test_readme_python_blocks_run(capsys):
@@ -12,3 +13,16 @@ def test_readme_python_blocks_run(capsys):
   for block in blocks:
     exec(compile(block, str(README), "exec"), {})
   assert "True" in capsys.readouterr().out
+
+
+def test_guides_python_blocks_run():
+  for page in sorted((ROOT / "docs").glob("*.md")):
+    for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S):
+      exec(compile(block, str(page), "exec"), {})
+
+
+def test_readme_links_to_guides_that_exist():
+  links = re.findall(r"\]\((docs/[^)#]+)", README.read_text())
+  assert len(links) >= 8
+  for link in links:
+    assert (ROOT / link).is_file(), link
