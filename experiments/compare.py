@@ -410,7 +410,7 @@ def main(argv=None) -> int:
   check_run_flags(args)
   require_experiment_extras()
   try:
-    experiments = get_experiments(args.preset)
+    experiments = get_experiments(args.preset, "compare")
   except ValueError as err:
     usage_error(str(err))
   if len(experiments) != 1 or experiments[0].noisy.model != "fcn":

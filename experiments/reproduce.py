@@ -42,7 +42,7 @@ from experiments.cli import (
   require_experiment_extras,
   usage_error,
 )
-from experiments.presets import GROUPS, NAMES, get_experiments
+from experiments.presets import get_experiments, listing
 from htsgd_jax.train import check_fits
 
 
@@ -62,8 +62,7 @@ def main(argv=None) -> int:
   add_distributed_flags(parser)
   args = parser.parse_args(argv)
   if args.list:
-    for name in (*GROUPS, *NAMES):
-      print(name)
+    print(listing())
     return 0
   check_run_flags(args)
   require_experiment_extras()

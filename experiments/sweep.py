@@ -176,7 +176,7 @@ def main(argv=None) -> int:
   check_or_exit(pruning.check_fraction, args.prune_fraction, "--prune-fraction")
   if args.preset:
     try:
-      exp = get_experiments(args.preset)[0]
+      exp = get_experiments(args.preset, "sweep")[0]
     except ValueError as err:
       usage_error(str(err))
     base, label = exp.noisy, exp.name

@@ -1,6 +1,7 @@
 """The command-line entry points, end to end on small offline data."""
 
 import json
+import pathlib
 
 import pytest
 
@@ -8,6 +9,8 @@ from experiments import presets, reproduce
 from experiments import train as train_cli
 from htsgd_jax import records
 from htsgd_jax.train import TrainConfig, Trainer
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 SMALL = [
   "--dataset",
@@ -91,3 +94,47 @@ def test_reproduce_writes_outputs_and_reuses_finished_runs(tmp_path, monkeypatch
 def test_reproduce_lists_presets(capsys):
   assert reproduce.main(["--list"]) == 0
   assert "mnist_fcn" in capsys.readouterr().out
+
+
+def test_list_shows_every_preset_its_variants_and_commands(capsys):
+  from experiments.presets import GROUPS, NAMES
+
+  assert reproduce.main(["--list"]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  listed = {line.split()[0]: line for line in lines}
+  assert set(listed) == {*GROUPS, *NAMES, *(f"{n}:quick" for n in NAMES)}
+  assert listed["quick"].endswith(" reproduce")
+  assert listed["ecg5000_fcn:quick"].endswith("reproduce, sweep, compare")
+  assert listed["cifar10_vgg:quick"].endswith("reproduce, sweep")  # compare: FCN only
+
+
+@pytest.mark.parametrize("command", ["sweep", "compare"])
+def test_a_group_or_unknown_preset_is_refused_with_what_the_command_takes(command, capsys):
+  import importlib
+
+  main = importlib.import_module(f"experiments.{command}").main
+  with pytest.raises(SystemExit) as refused:
+    main(["--preset", "quick"])
+  assert refused.value.code == 2
+  assert "names several presets" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    main(["--preset", "nope"])
+  err = capsys.readouterr().err
+  assert "ecg5000_fcn:quick" in err and "'quick'" not in err.split("takes")[1]
+  if command == "compare":
+    assert "cifar10_vgg" not in err
+
+
+def test_a_command_without_the_packages_says_how_to_set_up():
+  import shutil
+  import subprocess
+
+  python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/root/.pyenv/shims")
+  probe = python and subprocess.run([python, "-c", "import jax"], capture_output=True)
+  if not python or probe.returncode == 0:
+    pytest.skip("no Python without jax on this machine")
+  out = subprocess.run(
+    [python, "-m", "experiments.reproduce"], cwd=ROOT, capture_output=True, text=True
+  )
+  assert out.returncode == 2
+  assert "bash .ci/setup.sh" in out.stderr and "Traceback" not in out.stderr

@@ -75,14 +75,57 @@ class Experiment:
     return out
 
 
-def get_experiments(preset: str) -> list[Experiment]:
-  """Resolves ``NAME``, ``NAME:quick`` or a group name into experiments."""
+def get_experiments(preset: str, command: str = "reproduce") -> list[Experiment]:
+  """Resolves ``NAME``, ``NAME:quick`` or a group name into experiments.
+
+  An unknown name is refused with the presets that ``command`` takes.
+  """
   if preset in GROUPS:
-    return [e for p in GROUPS[preset] for e in get_experiments(p)]
+    if command != "reproduce":
+      raise ValueError(
+        f"{preset!r} names several presets ({', '.join(GROUPS[preset])}); {command} takes one."
+      )
+    return [e for p in GROUPS[preset] for e in get_experiments(p, command)]
   name, _, variant = preset.partition(":")
   variant = variant or "full"
   if name not in NAMES or variant not in ("full", "quick"):
-    choices = ", ".join([*GROUPS, *NAMES, *(f"{n}:quick" for n in NAMES)])
-    raise ValueError(f"unknown preset {preset!r}; choose one of {choices}.")
+    raise ValueError(
+      f"unknown preset {preset!r}; {command} takes {', '.join(choices(command))}"
+      " (--list in experiments.reproduce says what each is)."
+    )
   module = importlib.import_module(f"experiments.presets.{name}")
   return [module.get_config(variant)]
+
+
+def commands_taking(preset: str) -> tuple[str, ...]:
+  """The commands that take ``preset``: compare needs one FCN experiment.
+
+  Example:
+    >>> commands_taking("quick"), commands_taking("ecg5000_fcn:quick")
+    (('reproduce',), ('reproduce', 'sweep', 'compare'))
+  """
+  if preset in GROUPS:
+    return ("reproduce",)  # several experiments: sweep and compare take one
+  (exp,) = get_experiments(preset)
+  return ("reproduce", "sweep") + (("compare",) if exp.noisy.model == "fcn" else ())
+
+
+def choices(command: str = "reproduce") -> list[str]:
+  """Every preset name (groups, NAME, NAME:quick) that ``command`` takes."""
+  names = [*GROUPS, *(v for n in NAMES for v in (n, f"{n}:quick"))]
+  return [n for n in names if command in commands_taking(n)]
+
+
+def listing() -> str:
+  """One line per preset: its name, what it is, and the commands that take it."""
+  lines = []
+  for name in choices("reproduce"):
+    if name in GROUPS:
+      what = "the README's main job: " + " + ".join(GROUPS[name])
+    else:
+      (exp,) = get_experiments(name)
+      c = exp.noisy
+      width = f" n={c.width}" if c.model != "vgg11_wide" else ""
+      what = f"{c.dataset} {c.model}{width}, {len(exp.seeds)} seeds"
+    lines.append(f"{name:22s} {what:42s} {', '.join(commands_taking(name))}")
+  return "\n".join(lines)

@@ -17,7 +17,7 @@ step budget are our choices, not checked against the paper's appendix.
 import dataclasses
 
 from experiments.presets import Experiment
-from htsgd_jax.train import TrainConfig
+from htsgd_jax.config import TrainConfig
 
 
 def get_config(variant: str = "full") -> Experiment:

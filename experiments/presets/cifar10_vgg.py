@@ -15,7 +15,7 @@ first convolution skipped. lr, batch size, σ and the target are our choices.
 import dataclasses
 
 from experiments.presets import Experiment
-from htsgd_jax.train import TrainConfig
+from htsgd_jax.config import TrainConfig
 
 
 def get_config(variant: str = "full") -> Experiment:

@@ -38,7 +38,7 @@ accuracy (tuned on a validation split, 5 seeds; the README has the answer)::
 """
 
 from experiments.presets import Experiment
-from htsgd_jax.train import TrainConfig
+from htsgd_jax.config import TrainConfig
 
 
 def get_config(variant: str = "full") -> Experiment:

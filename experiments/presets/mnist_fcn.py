@@ -44,7 +44,7 @@ accuracy (tuned on a validation split, 5 seeds; the README has the answer)::
 import dataclasses
 
 from experiments.presets import Experiment
-from htsgd_jax.train import TrainConfig
+from htsgd_jax.config import TrainConfig
 
 QUICK_TYPE, QUICK_SIGMA = 2, 0.003
 
