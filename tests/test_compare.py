@@ -230,7 +230,7 @@ def compared(tmp_path_factory):
 
   def run():
     with pytest.MonkeyPatch.context() as mp:
-      mp.setattr(compare, "get_experiments", lambda preset: [exp])
+      mp.setattr(compare, "get_experiments", lambda preset, command="reproduce": [exp])
       mp.setattr(compare, "SIGMA_FACTORS", (0.3, 3.0))
       return compare.main(argv)
 
