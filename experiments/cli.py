@@ -151,7 +151,7 @@ def add_run_flags(parser: argparse.ArgumentParser, force_help: str) -> None:
 
 def add_compute_dtype_flag(parser: argparse.ArgumentParser) -> None:
   """``--compute-dtype`` for commands whose configs come from presets."""
-  from htsgd_jax.models import COMPUTE_DTYPES
+  from htsgd_jax.config import COMPUTE_DTYPES
 
   parser.add_argument(
     "--compute-dtype",

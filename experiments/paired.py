@@ -7,7 +7,7 @@
 Runs are paired by experiment (its dtype suffix dropped), arm and seed: the
 same initialisation and data order. For each arm: the mean ± std of the
 differences (second − first), the largest one, and a paired t-test's p-value;
-and the collapse count of each side (pruning costs > 5 points).
+and the collapse count of each side (:func:`experiments.pipeline.collapsed`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from experiments import pipeline
 from experiments.cli import command, usage_error
 from experiments.presets import COMPUTE_SUFFIXES
 
@@ -27,7 +28,6 @@ FIELDS = (  # column, label, scale, decimals
   ("pruned_test_accuracy", "pruned test acc. (points)", 1.0, 2),
   ("top_column_energy", "top-column share", 1.0, 3),
 )
-COLLAPSE_POINTS = 5.0
 
 
 def read_runs(path: str) -> dict[tuple[str, str, str], dict]:
@@ -77,10 +77,9 @@ def paired_table(first: dict, second: dict) -> str:
         f"{mean:+.{decimals}f} ± {std:.{decimals}f} (max {largest:.{decimals}f}; p {p:.2g})"
       )
 
-    def collapsed(rows):
-      return sum(
-        float(r["test_accuracy"]) - float(r["pruned_test_accuracy"]) > COLLAPSE_POINTS for r in rows
-      )
+    def collapsed(rows):  # pipeline's rule, on the CSV's text cells
+      fields = ("test_accuracy", "pruned_test_accuracy")
+      return sum(pipeline.collapsed({f: float(r[f]) for f in fields}) for r in rows)
 
     counts = f"{collapsed([first[k] for k in ks])} → {collapsed([second[k] for k in ks])}"
     lines.append(f"| {experiment} | {arm} | {len(ks)} | {' | '.join(cells)} | {counts} |")

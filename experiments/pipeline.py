@@ -249,11 +249,10 @@ def train_missing(
       if writer:
         for r in results:
           records.write_run(dirs[r.config], r.record(), r.params)
-          held_out = "val" if r.config.validation else "test"
           overall.write(
             f"  {dirs[r.config].name}: {r.status} after {r.steps} steps,"
             f" train {r.final.get('train_accuracy', float('nan')):.2f}%,"
-            f" {held_out} {r.final.get('test_accuracy', float('nan')):.2f}%"
+            f" {r.config.held_out} {r.final.get('test_accuracy', float('nan')):.2f}%"
           )
       if trainer.stop_signal:
         if writer:

@@ -156,6 +156,16 @@ class TrainConfig:
   def noisy(self) -> bool:
     return self.noise_type != 0 and self.sigma > 0
 
+  @property
+  def held_out(self) -> str:
+    """What the run's "test" metrics are measured on: ``"val"`` with a validation split.
+
+    Example:
+      >>> TrainConfig().held_out, TrainConfig(validation=0.1).held_out
+      ('test', 'val')
+    """
+    return "val" if self.validation else "test"
+
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
 

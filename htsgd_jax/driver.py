@@ -244,7 +244,6 @@ class Trainer:
         else ""
       ),
     )
-    held_out = "val" if cfg.validation else "test"  # what the run evaluates on
 
     def save():
       host_states = to_host(states)  # on every process: a collective
@@ -286,7 +285,7 @@ class Trainer:
             {
               "loss": f"{_finite_mean(live[:, 0]):.4f}",
               "train_acc": f"{_finite_mean(live[:, 1]):.2f}",
-              f"{held_out}_acc": f"{_finite_mean(live[:, 3]):.2f}",
+              f"{cfg.held_out}_acc": f"{_finite_mean(live[:, 3]):.2f}",
               "active": int(active[: self.n_runs].sum()),
               "stopped": int((~active[: self.n_runs]).sum()),
             }
