@@ -39,10 +39,7 @@ import sys
 import numpy as np
 
 from experiments.cli import add_compute_dtype_flag, command
-from experiments.pipeline import save_figure, write_text
-from htsgd_jax import pruning, records, tail_index
-from htsgd_jax.data import load_dataset
-from htsgd_jax.train import TrainConfig, Trainer, group_runs
+from htsgd_jax.config import TrainConfig, group_runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +92,10 @@ def run_configs(cfg: MeanFieldConfig, dataset: str, width: int) -> list[TrainCon
 
 def run(cfg: MeanFieldConfig, out: pathlib.Path, progress: bool = True) -> list[dict]:
   """Trains what is missing, returns one result dict per run."""
+  from htsgd_jax import pruning, records, tail_index
+  from htsgd_jax.data import load_dataset
+  from htsgd_jax.driver import Trainer
+
   cache = out / "results.json"
   results = json.loads(cache.read_text()) if cache.is_file() else []
   done = {(r["dataset"], r["width"], r["alpha"], r["seed"]) for r in results}
@@ -157,7 +158,11 @@ def summarise(results: list[dict], cfg: MeanFieldConfig) -> dict:
 
 
 def plot(results: list[dict], cfg: MeanFieldConfig, out: pathlib.Path) -> None:
+  """relative_error.png, column_norms.png and tail_index.png."""
   import matplotlib
+
+  from experiments.files import save_figure
+  from htsgd_jax import tail_index
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -343,6 +348,8 @@ def main(argv=None) -> int:
     step_rule=args.step_rule,
     compute_dtype=args.compute_dtype or defaults.compute_dtype,
   )
+  from experiments.files import write_text
+
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   try:

@@ -7,7 +7,7 @@
 Runs are paired by experiment (its dtype suffix dropped), arm and seed: the
 same initialisation and data order. For each arm: the mean ± std of the
 differences (second − first), the largest one, and a paired t-test's p-value;
-and the collapse count of each side (:func:`experiments.pipeline.collapsed`).
+and the collapse count of each side (:func:`experiments.report.collapsed`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import sys
 
 import numpy as np
 
-from experiments import pipeline
 from experiments.cli import command, usage_error
 from experiments.presets import COMPUTE_SUFFIXES
 
@@ -77,9 +76,11 @@ def paired_table(first: dict, second: dict) -> str:
         f"{mean:+.{decimals}f} ± {std:.{decimals}f} (max {largest:.{decimals}f}; p {p:.2g})"
       )
 
-    def collapsed(rows):  # pipeline's rule, on the CSV's text cells
+    def collapsed(rows):  # the reports' rule, on the CSV's text cells
+      from experiments import report  # imports JAX: not before --help
+
       fields = ("test_accuracy", "pruned_test_accuracy")
-      return sum(pipeline.collapsed({f: float(r[f]) for f in fields}) for r in rows)
+      return sum(report.collapsed({f: float(r[f]) for f in fields}) for r in rows)
 
     counts = f"{collapsed([first[k] for k in ks])} → {collapsed([second[k] for k in ks])}"
     lines.append(f"| {experiment} | {arm} | {len(ks)} | {' | '.join(cells)} | {counts} |")

@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import sys
 
-from experiments import pipeline
 from experiments.cli import (
   add_compute_dtype_flag,
   add_distributed_flags,
@@ -43,11 +42,11 @@ from experiments.cli import (
   usage_error,
 )
 from experiments.presets import get_experiments, listing
-from htsgd_jax.train import check_fits
+from htsgd_jax.config import check_fits
 
 
-@command
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+  """The command line; builds without JAX, so ``--help`` answers at once."""
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
@@ -60,12 +59,20 @@ def main(argv=None) -> int:
   add_compute_dtype_flag(parser)
   add_run_flags(parser, "retrain every run of the preset, replacing its files")
   add_distributed_flags(parser)
-  args = parser.parse_args(argv)
+  return parser
+
+
+@command
+def main(argv=None) -> int:
+  args = parser().parse_args(argv)
   if args.list:
     print(listing())
     return 0
   check_run_flags(args)
   require_experiment_extras()
+  # What the work needs (JAX among it), imported once the command line parsed.
+  from experiments import analysis, pipeline, report
+
   shard = parse_shard(args.shard)
   init_distributed(args)
   try:
@@ -114,9 +121,9 @@ def main(argv=None) -> int:
   rows = [
     row
     for exp, dataset in plan
-    for row in pipeline.analyse(exp.runs(), dataset, out / exp.name, exp.name, exp.prune_fraction)
+    for row in analysis.analyse(exp.runs(), dataset, out / exp.name, exp.name, exp.prune_fraction)
   ]
-  return pipeline.report(rows, out, stop_signal)
+  return report.report(rows, out, stop_signal)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ import argparse
 import dataclasses
 import itertools
 import sys
+from typing import TYPE_CHECKING
 
-from experiments import pipeline, tuning
+from experiments import methods
 from experiments.cli import (
   add_config_flags,
   add_distributed_flags,
@@ -55,8 +56,10 @@ from experiments.cli import (
   usage_error,
 )
 from experiments.presets import get_experiments
-from htsgd_jax import pruning, records, stable
-from htsgd_jax.train import TrainConfig, check_fits
+from htsgd_jax.config import TrainConfig, check_fits
+
+if TYPE_CHECKING:
+  from experiments import pipeline
 
 GRID = ("width", "seed", "alpha", "sigma", "noise_type")
 
@@ -107,6 +110,8 @@ def check_grid(grid: dict[str, list]) -> None:
     ...
     experiments.cli.UsageError: error: --sigmas must be finite and >= 0; got -1.0.
   """
+  from htsgd_jax import stable
+
   for width in grid["widths"]:
     if width < 1:
       usage_error(f"--widths must be >= 1; got {width}.")
@@ -120,8 +125,8 @@ def check_grid(grid: dict[str, list]) -> None:
   check_unique_seeds(grid["seeds"])
 
 
-@command
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+  """The command line; builds without JAX, so ``--help`` answers at once."""
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
@@ -164,11 +169,20 @@ def main(argv=None) -> int:
     default=None,
     help="choose σ on a validation split instead of reporting compressibility (see above)",
   )
-  tuning.add_delta_flag(parser, "--tune: ")
+  methods.add_delta_flag(parser, "--tune: ")
   add_run_flags(parser, "retrain every run of the grid, replacing its files")
   add_distributed_flags(parser)
   add_config_flags(parser, TrainConfig, skip=GRID)
-  args = parser.parse_args(argv)
+  return parser
+
+
+@command
+def main(argv=None) -> int:
+  args = parser().parse_args(argv)
+  # What the work needs (JAX among it), imported once the command line parsed.
+  from experiments import analysis, pipeline, report, tuning
+  from htsgd_jax import pruning
+
   check_run_flags(args)
   require_experiment_extras()
   shard = parse_shard(args.shard)
@@ -199,8 +213,8 @@ def main(argv=None) -> int:
     )
   grid = {k: getattr(args, k) or v for k, v in defaults.items()}
   if args.tune:
-    tuning.check_delta(args.delta)
-    base = dataclasses.replace(base, validation=base.validation or tuning.VALIDATION)
+    methods.check_delta(args.delta)
+    base = dataclasses.replace(base, validation=base.validation or methods.VALIDATION)
     grid["sigmas"] = sorted({0.0, *grid["sigmas"]})  # plain SGD is the reference
     label = f"tune_{label}"
   check_grid(grid)
@@ -225,42 +239,9 @@ def main(argv=None) -> int:
   if not pipeline.reports_due(label, shard, args.report_only):
     return pipeline.exit_code(stop_signal)
   if args.tune:
-    return tune_report(runs, dataset, out, args.delta, stop_signal)
-  rows = pipeline.analyse(runs, dataset, out, label, args.prune_fraction)
-  return pipeline.report(rows, out, stop_signal)
-
-
-def tune_report(runs, validation, out, delta: float, stop_signal: str | None) -> int:
-  """``--tune sigma``: the chosen σ per width, noise type and α; tuning.md and tuning.json."""
-  if stop_signal:  # a choice from part of the grid would be mislabelled as the grid's
-    return pipeline.stopped(stop_signal)
-  sections, chosen = [], {}
-  for width in sorted({cfg.width for _, _, cfg in runs}):
-    entries = [
-      (
-        f"type{cfg.noise_type} α={cfg.alpha:g}" if cfg.noisy else "plain",
-        cfg.sigma,
-        cfg.seed,
-        name,
-        cfg,
-      )
-      for _, name, cfg in runs
-      if cfg.width == width
-    ]
-    trained = tuning.load_finished(entries, out)
-    if not trained:
-      continue
-    best, table = tuning.choose(trained, validation, delta)
-    chosen[width] = {m: s for m, s in best.items() if m != "plain"}
-    sections.append(f"## width {width}\n\n{table}")
-  if sections:
-    text = "\n".join(sections)
-    pipeline.write_text(out / "tuning.md", text)
-    records.write_json(out / "tuning.json", dict(delta=delta, sigma=chosen))
-    print(f"\n{text}\nchosen σ: {chosen}\nwritten to {out}/ (tuning.md, tuning.json)")
-  else:
-    print("no finished runs yet.")
-  return 0
+    return tuning.report(runs, dataset, out, args.delta, stop_signal)
+  rows = analysis.analyse(runs, dataset, out, label, args.prune_fraction)
+  return report.report(rows, out, stop_signal)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,7 @@ from experiments.cli import (
   prepare_out_dir,
   usage_error,
 )
-from experiments.pipeline import read_checked_record
-from htsgd_jax import checkpoints, interrupts, records
-from htsgd_jax.train import TrainConfig, Trainer, check_fits
+from htsgd_jax.config import TrainConfig, check_fits
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -47,8 +45,8 @@ def default_out(cfg: TrainConfig) -> str:
   )
 
 
-@command
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+  """The command line; builds without JAX, so ``--help`` answers at once."""
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
@@ -59,7 +57,17 @@ def main(argv=None) -> int:
     help="run directory (default: results/<derived name>-<config fingerprint>)",
   )
   add_run_flags(parser, "retrain even if OUT holds a finished run or a run of another config")
-  args = parser.parse_args(argv)
+  return parser
+
+
+@command
+def main(argv=None) -> int:
+  args = parser().parse_args(argv)
+  # What the work needs (JAX among it), imported once the command line parsed.
+  from experiments.pipeline import read_checked_record
+  from htsgd_jax import checkpoints, interrupts, records
+  from htsgd_jax.driver import Trainer
+
   check_run_flags(args)
   cfg = config_from_args(TrainConfig, args)
   out = prepare_out_dir(args.out or default_out(cfg))

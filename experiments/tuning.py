@@ -18,51 +18,13 @@ from collections import defaultdict
 
 import numpy as np
 
-from experiments import pipeline
+from experiments import analysis, pipeline
 from experiments.cli import usage_error
+from experiments.files import write_text
+from experiments.methods import METHODS, strength_label
 from htsgd_jax import compression, records
 from htsgd_jax.data import Dataset
 from htsgd_jax.train import TrainConfig
-
-# Methods in report order; other labels (sweep arms) follow them.
-METHODS = ("plain", "gaussian", "type1", "type2", "type3", "group_lasso")
-VALIDATION = 0.2  # default share of the training set held out
-
-
-def add_delta_flag(parser, prefix: str = "") -> None:
-  """``--delta``: the accuracy points a smaller network may lose against plain SGD."""
-  parser.add_argument(
-    "--delta",
-    type=float,
-    default=1.0,
-    help=f"{prefix}accuracy points a smaller network may lose against plain SGD"
-    " (default: %(default)s)",
-  )
-
-
-def check_delta(delta: float) -> None:
-  """Refuses a ``--delta`` outside (0, 100) accuracy points.
-
-  Example:
-    >>> check_delta(0.0)
-    Traceback (most recent call last):
-    ...
-    experiments.cli.UsageError: error: --delta is in accuracy points, in (0, 100); got 0.0.
-  """
-  if not 0 < delta < 100:
-    usage_error(f"--delta is in accuracy points, in (0, 100); got {delta}.")
-
-
-def strength_label(method: str, strength: float) -> str:
-  """``σ = 0.5``, ``λ = 0.1``, or ``—`` for plain SGD.
-
-  Example:
-    >>> strength_label("group_lasso", 0.1), strength_label("plain", 0.0)
-    ('λ = 0.1', '—')
-  """
-  if method == "plain":
-    return "—"
-  return f"{'λ' if method == 'group_lasso' else 'σ'} = {strength:g}"
 
 
 @dataclasses.dataclass
@@ -110,7 +72,7 @@ def load_finished(runs: list[tuple[str, float, int, str, TrainConfig]], out) -> 
     path = pipeline.run_dir(out, name, cfg)
     record = pipeline.read_checked_record(path, cfg)
     if records.is_finished(path, record):
-      params = pipeline.read_params_or_exit(path, record)
+      params = analysis.read_params_or_exit(path, record)
       done.append(Trained(method, strength, seed, cfg, record, params))
   return done
 
@@ -134,7 +96,7 @@ def search(trained: list[Trained], dataset: Dataset, delta: float, own: bool):
     return np.stack([reference(accuracy) - delta] + ([accuracy - delta] if own else []), axis=1)
 
   found = compression.search_prunable(
-    pipeline.apply_fn(cfg, dataset.num_classes),
+    analysis.apply_fn(cfg, dataset.num_classes),
     [t.params for t in trained],
     dataset.x_test,
     dataset.y_test,
@@ -196,3 +158,36 @@ def choose(tuned: list[Trained], validation: Dataset, delta: float) -> tuple[dic
         " beyond it; widen the grid to know."
       )
   return {m: s for m, (s, _) in best.items()}, "\n".join(lines) + "\n"
+
+
+def report(runs, validation, out, delta: float, stop_signal: str | None) -> int:
+  """``sweep --tune sigma``: the chosen σ per width, noise type and α; tuning.md and tuning.json."""
+  if stop_signal:  # a choice from part of the grid would be mislabelled as the grid's
+    return pipeline.stopped(stop_signal)
+  sections, chosen = [], {}
+  for width in sorted({cfg.width for _, _, cfg in runs}):
+    entries = [
+      (
+        f"type{cfg.noise_type} α={cfg.alpha:g}" if cfg.noisy else "plain",
+        cfg.sigma,
+        cfg.seed,
+        name,
+        cfg,
+      )
+      for _, name, cfg in runs
+      if cfg.width == width
+    ]
+    trained = load_finished(entries, out)
+    if not trained:
+      continue
+    best, table = choose(trained, validation, delta)
+    chosen[width] = {m: s for m, s in best.items() if m != "plain"}
+    sections.append(f"## width {width}\n\n{table}")
+  if sections:
+    text = "\n".join(sections)
+    write_text(out / "tuning.md", text)
+    records.write_json(out / "tuning.json", dict(delta=delta, sigma=chosen))
+    print(f"\n{text}\nchosen σ: {chosen}\nwritten to {out}/ (tuning.md, tuning.json)")
+  else:
+    print("no finished runs yet.")
+  return 0

@@ -16,55 +16,56 @@ Example:
   ([0.0, 0.0], 1)
 """
 
-from htsgd_jax.columns import as_columns, columns_shape, hidden_layer_mask
-from htsgd_jax.compression import PruningSearch, analyze, search_prunable
-from htsgd_jax.noise import HeavyTailedNoiseState, column_noise, heavy_tailed_noise, noisy_sgd
-from htsgd_jax.proximal import group_lasso, shrink_columns
-from htsgd_jax.pruning import (
-  CompactNetwork,
-  LayerPruning,
-  column_norms,
-  columns_to_prune,
-  compact_dense,
-  dense_apply,
-  dense_cost,
-  fraction_pruned,
-  keep_top_error,
-  prune,
-  relative_error,
-)
-from htsgd_jax.stable import positive_stable, sub_gaussian_stable, symmetric_stable
-from htsgd_jax.tail_index import hill, mohammadi
+import importlib
+import importlib.util
+
+# Public name -> the module that defines it. Imported on first use (PEP 562),
+# so that reading a config or answering a command's --help never imports JAX.
+_EXPORTS = {
+  "as_columns": "columns",
+  "columns_shape": "columns",
+  "hidden_layer_mask": "columns",
+  "PruningSearch": "compression",
+  "analyze": "compression",
+  "search_prunable": "compression",
+  "HeavyTailedNoiseState": "noise",
+  "column_noise": "noise",
+  "heavy_tailed_noise": "noise",
+  "noisy_sgd": "noise",
+  "group_lasso": "proximal",
+  "shrink_columns": "proximal",
+  "CompactNetwork": "pruning",
+  "LayerPruning": "pruning",
+  "column_norms": "pruning",
+  "columns_to_prune": "pruning",
+  "compact_dense": "pruning",
+  "dense_apply": "pruning",
+  "dense_cost": "pruning",
+  "fraction_pruned": "pruning",
+  "keep_top_error": "pruning",
+  "prune": "pruning",
+  "relative_error": "pruning",
+  "positive_stable": "stable",
+  "sub_gaussian_stable": "stable",
+  "symmetric_stable": "stable",
+  "hill": "tail_index",
+  "mohammadi": "tail_index",
+}
 
 __version__ = "0.1.0"
 
-__all__ = [
-  "CompactNetwork",
-  "HeavyTailedNoiseState",
-  "PruningSearch",
-  "LayerPruning",
-  "analyze",
-  "as_columns",
-  "column_noise",
-  "column_norms",
-  "columns_shape",
-  "columns_to_prune",
-  "compact_dense",
-  "dense_apply",
-  "dense_cost",
-  "fraction_pruned",
-  "group_lasso",
-  "heavy_tailed_noise",
-  "hidden_layer_mask",
-  "hill",
-  "keep_top_error",
-  "mohammadi",
-  "noisy_sgd",
-  "positive_stable",
-  "prune",
-  "relative_error",
-  "search_prunable",
-  "shrink_columns",
-  "sub_gaussian_stable",
-  "symmetric_stable",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+  if name in _EXPORTS:
+    value = getattr(importlib.import_module(f"htsgd_jax.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+  if importlib.util.find_spec(f"htsgd_jax.{name}") is not None:  # htsgd_jax.models, ...
+    return importlib.import_module(f"htsgd_jax.{name}")
+  raise AttributeError(f"module 'htsgd_jax' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+  return sorted({*globals(), *_EXPORTS})

@@ -138,3 +138,37 @@ def test_a_command_without_the_packages_says_how_to_set_up():
   )
   assert out.returncode == 2
   assert "bash .ci/setup.sh" in out.stderr and "Traceback" not in out.stderr
+
+
+COMMANDS = ("train", "reproduce", "sweep", "compare", "mean_field", "paired")
+
+
+def test_help_answers_before_jax_is_imported():
+  """Every command's --help (and every flag's help text) without importing JAX, Flax or optax."""
+  import subprocess
+  import sys
+
+  probe = f"""
+import contextlib, io, sys
+from experiments import {", ".join(COMMANDS)}
+for command in ({", ".join(COMMANDS)}):
+  text = io.StringIO()
+  with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
+    command.main(["--help"])
+  assert "usage:" in text.getvalue(), command.__name__
+print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"jax", "jaxlib", "flax", "optax"}}))
+"""
+  out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.strip() == "[]"
+
+
+def test_the_package_exports_every_public_name_lazily():
+  import htsgd_jax
+
+  assert set(htsgd_jax.__all__) <= set(dir(htsgd_jax))
+  for name in htsgd_jax.__all__:
+    assert getattr(htsgd_jax, name).__name__ == name
+  assert htsgd_jax.models.build_model  # submodules resolve as attributes, as before
+  with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+    htsgd_jax.nothing

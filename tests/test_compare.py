@@ -204,7 +204,7 @@ def test_search_finds_the_first_failure_to_one_unit(trained_digits):
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
   """The compare command end to end on a small digits preset (tuning, runs, reports)."""
-  from experiments import compare
+  from experiments import compare, methods
   from experiments.presets import Experiment
 
   exp = Experiment(
@@ -231,13 +231,15 @@ def compared(tmp_path_factory):
   def run():
     with pytest.MonkeyPatch.context() as mp:
       mp.setattr(compare, "get_experiments", lambda preset, command="reproduce": [exp])
-      mp.setattr(compare, "SIGMA_FACTORS", (0.3, 3.0))
+      mp.setattr(methods, "SIGMA_FACTORS", (0.3, 3.0))
       return compare.main(argv)
 
   return out, run(), compare, run
 
 
 def test_compare_reports_every_method_over_five_seeds(compared):
+  from experiments import smallest
+
   out, code, compare, _ = compared
   assert code == 0
   rows = list(csv.DictReader(open(out / "compare.csv")))
@@ -246,11 +248,11 @@ def test_compare_reports_every_method_over_five_seeds(compared):
     assert sorted(int(r["seed"]) for r in rows if r["method"] == method) == [1, 2, 3, 4, 5]
   for r in rows:
     # The compact network computes the masked one's logits, and is as small as it says.
-    assert float(r["compact_mismatch"]) <= compare.MATCH_TOLERANCE
+    assert float(r["compact_mismatch"]) <= smallest.MATCH_TOLERANCE
     assert int(r["compact_parameters"]) <= int(r["full_parameters"])
     if r["reached_target"] == "True":
       assert float(r["pruned_test_accuracy"]) >= float(r["target_accuracy"]) - 1e-4
-    for b in compare.LATENCY_BATCHES:
+    for b in smallest.LATENCY_BATCHES:
       assert float(r[f"compact_latency_b{b}_ms"]) > 0
   table = (out / "compare.md").read_text()
   for method in compare.METHODS:
@@ -309,6 +311,7 @@ def test_sweep_tune_sigma_chooses_on_a_validation_split(tmp_path, capsys):
   import json
 
   from experiments import sweep
+  from experiments import tuning as tuning_lib
 
   out = tmp_path / "tune"
   code = sweep.main(
@@ -338,6 +341,6 @@ def test_sweep_tune_sigma_chooses_on_a_validation_split(tmp_path, capsys):
   runs = sweep.grid_runs(base, [32], [1, 2], [1.75], [0.0, 0.01, 3.0], [2])
   ds = data.load_dataset("digits", validation=0.2)
   capsys.readouterr()
-  assert sweep.tune_report(runs, ds, out, 1.0, "SIGTERM") == 143
+  assert tuning_lib.report(runs, ds, out, 1.0, "SIGTERM") == 143
   assert not (out / "tuning.json").exists()
   assert "rerun the same command to resume" in capsys.readouterr().out

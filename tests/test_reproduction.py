@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from experiments import pipeline
+from experiments import analysis, pipeline, report
 from experiments.presets import get_experiments
 from htsgd_jax.train import load_data
 
@@ -22,14 +22,14 @@ def _compare(preset, seeds, tmp_path):
   dataset = load_data(exp.noisy)
   runs = exp.runs()
   assert pipeline.train_missing(runs, dataset, tmp_path, exp.name, progress=False) is None
-  rows = pipeline.analyse(runs, dataset, tmp_path, exp.name, exp.prune_fraction)
+  rows = analysis.analyse(runs, dataset, tmp_path, exp.name, exp.prune_fraction)
   assert all(r["status"] == "converged" for r in rows)
-  assert not any(map(pipeline.collapsed, (r for r in rows if r["arm"] == "plain")))
+  assert not any(map(report.collapsed, (r for r in rows if r["arm"] == "plain")))
   for r in rows:  # every collapse has one cause: a column holding most of the energy
-    if pipeline.collapsed(r):
+    if report.collapsed(r):
       assert r["top_column_energy"] > 0.5, r
   kept = {
-    arm: [r for r in rows if r["arm"] == arm and not pipeline.collapsed(r)]
+    arm: [r for r in rows if r["arm"] == arm and not report.collapsed(r)]
     for arm in ("plain", "noisy")
   }
   assert kept["noisy"], "every noisy run collapsed"

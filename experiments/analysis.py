@@ -1,0 +1,168 @@
+"""Compression analysis of finished runs, cached and checked: one row per run.
+
+Each finished run's parameters are analysed once (:func:`htsgd_jax.analyze`)
+and the result cached as ``analysis.json`` beside its record, sealed and tied
+to the checksum of the parameters it was computed from. A row holds the
+run's config, its status and, unless it diverged, its results.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections import defaultdict
+from collections.abc import Sequence
+
+from experiments.cli import usage_error
+from experiments.pipeline import Run, read_checked_record, run_dir
+from htsgd_jax import compression, models, records
+from htsgd_jax.data import Dataset
+from htsgd_jax.train import TrainConfig
+
+ANALYSIS_FILE = "analysis.json"
+
+CSV_FIELDS = (
+  "experiment",
+  "arm",
+  "width",
+  "seed",
+  "status",
+  "steps",
+  "train_accuracy",
+  "test_accuracy",
+  "fraction_pruned",
+  "pruned_train_accuracy",
+  "pruned_test_accuracy",
+  "relative_error",
+  "hill_column_norms",
+  "mohammadi_weights",
+  "top_column_energy",
+  "noise_type",
+  "alpha",
+  "sigma",
+  "lr",
+  "batch_size",
+  "wall_time_s",
+  "run_dir",
+)
+
+
+def analyse(
+  runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, label: str, prune_fraction: float = 0.1
+) -> list[dict]:
+  """Compression analysis of every finished run, cached in its directory.
+
+  Every run's parameters are checked against its record's checksum, also when
+  the analysis is cached; the cache is used only if it was computed from
+  those parameters (``params_sha256``) and is itself unedited. A diverged
+  run gets a row without results: it is counted, never averaged.
+  """
+  rows, pending = [], defaultdict(list)
+  for arm, name, cfg in runs:
+    path = run_dir(out, name, cfg)
+    record = read_checked_record(path, cfg)
+    if not records.is_finished(path, record):
+      continue
+    if record["status"] == "diverged":
+      rows.append(_row(label, arm, cfg, path, record, None))
+      continue
+    analysis = _cached_analysis(path / ANALYSIS_FILE, record)
+    if analysis is None or analysis.get("prune_fraction") != prune_fraction:
+      pending[cfg.static_key()].append((arm, cfg, path, record))
+      continue
+    _or_exit(records.verify_params, path, record)
+    rows.append(_row(label, arm, cfg, path, record, analysis))
+  for same_model in pending.values():
+    cfg = same_model[0][1]
+    apply = apply_fn(cfg, dataset.num_classes)
+    params = [read_params_or_exit(path, record) for _, _, path, record in same_model]
+    print(f"[{label}] analysing {len(same_model)} runs of width {cfg.width}")
+    for (arm, cfg, path, record), analysis in zip(
+      same_model,
+      compression.analyze(
+        apply,
+        params,
+        dataset,
+        prune_fraction,
+        conv_column=cfg.conv_column,
+        eval_batch_size=cfg.eval_batch_size,
+      ),
+    ):
+      analysis["prune_fraction"] = prune_fraction
+      analysis[records.PARAMS_CHECKSUM_KEY] = record[records.PARAMS_CHECKSUM_KEY]
+      records.write_json(path / ANALYSIS_FILE, records.sealed(analysis))
+      rows.append(_row(label, arm, cfg, path, record, analysis))
+  return rows
+
+
+def apply_fn(cfg: TrainConfig, num_classes: int):
+  """``apply(params, x) -> logits`` of the network ``cfg`` trains."""
+  model = models.build_model(cfg.model, num_classes, cfg.width, cfg.depth, cfg.compute_dtype)
+
+  def apply(params, x):
+    return model.apply({"params": params}, x)
+
+  return apply
+
+
+def _or_exit(read, *args):
+  """``read(*args)``; a damaged file is refused, naming it and the way out."""
+  try:
+    return read(*args)
+  except records.DamagedFileError as err:
+    usage_error(str(err))
+
+
+def read_params_or_exit(run_dir_path: pathlib.Path, record: dict):
+  """A finished run's parameters, checked against its record; a damaged file is refused."""
+  return _or_exit(records.read_params, run_dir_path, record)
+
+
+def _cached_analysis(path: pathlib.Path, record: dict) -> dict | None:
+  """A run's cached analysis, if computed from the record's parameters and unedited.
+
+  A damaged or edited cache is recomputed, with a note; one of other
+  parameters (the run was retrained) is recomputed silently.
+  """
+  if not path.is_file():
+    return None
+  try:
+    analysis = records.read_json(path)
+    records.check_seal(analysis, path)
+  except records.DamagedFileError:
+    print(f"note: {path} is damaged; recomputing it")
+    return None
+  if analysis.get(records.PARAMS_CHECKSUM_KEY) != record.get(records.PARAMS_CHECKSUM_KEY):
+    return None
+  return analysis
+
+
+def _row(label, arm, cfg: TrainConfig, path, record, analysis: dict | None) -> dict:
+  """One run's row; a run without analysis (diverged) has no results, only its status."""
+  final = record.get("final", {}) if analysis is not None else {}
+  row = dict(
+    experiment=label,
+    arm=arm,
+    width=cfg.width,
+    seed=cfg.seed,
+    status=record["status"],
+    steps=record["steps"],
+    train_accuracy=final.get("train_accuracy"),
+    test_accuracy=final.get("test_accuracy"),
+    noise_type=cfg.noise_type,
+    alpha=cfg.alpha,
+    sigma=cfg.sigma,
+    lr=cfg.lr,
+    batch_size=cfg.batch_size,
+    wall_time_s=record.get("wall_time_s"),
+    run_dir=str(path),
+  )
+  if analysis is not None:
+    row.update({k: analysis.get(k) for k in CSV_FIELDS if k in analysis})
+    row["curve"] = analysis["curve"]
+    row["column_norms"] = analysis["column_norms"]
+  return row
+
+
+def has_results(row: dict) -> bool:
+  """Whether a row's run has results to average (a diverged run has none)."""
+  return "curve" in row

@@ -1,0 +1,52 @@
+"""Writing result files atomically: a failed write (disk full, quota) leaves the previous file.
+
+Cells and values without meaning (None, NaN, inf) are written empty, never as ``nan``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import pathlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from htsgd_jax import records
+
+
+def csv_cell(value):
+  """A CSV cell: a value without meaning (None, NaN, inf) is an empty cell.
+
+  Example:
+    >>> csv_cell(float("nan")), csv_cell(None), csv_cell(0.5), csv_cell("converged")
+    ('', '', 0.5, 'converged')
+  """
+  if value is None or (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
+    return ""
+  return value
+
+
+def write_csv(path: pathlib.Path, rows: list[dict], fields: Sequence[str] | None = None) -> None:
+  """Writes ``rows`` as CSV atomically; cells without a value (None, NaN, inf) are empty."""
+  text = io.StringIO()
+  writer = csv.DictWriter(text, fieldnames=list(fields or rows[0]), extrasaction="ignore")
+  writer.writeheader()
+  writer.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
+  write_text(path, text.getvalue())
+
+
+def write_text(path: pathlib.Path, text: str) -> None:
+  """Writes a report atomically: a failed write leaves the previous file, and names this one."""
+  records.atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def save_figure(fig, path: pathlib.Path) -> pathlib.Path:
+  """Saves a matplotlib figure as PNG atomically (see :func:`write_text`), then closes it."""
+  import matplotlib.pyplot as plt
+
+  try:
+    records.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+  finally:
+    plt.close(fig)
+  return path

@@ -1,0 +1,146 @@
+"""Each run's smallest network at the accuracy you need: searched, built for real, checked, timed.
+
+The search is :func:`experiments.tuning.search` (on the test split); the
+smallest version is built with :func:`htsgd_jax.compact_dense`, checked to
+compute its masked version's logits, and timed against the full network.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.timing import timed_interleaved
+from experiments import tuning
+from experiments.analysis import apply_fn
+from experiments.tuning import Trained
+from htsgd_jax import columns as columns_lib
+from htsgd_jax import compression, pruning
+from htsgd_jax.data import Dataset
+
+LATENCY_BATCHES = (1, 1000)
+
+# The compact network must compute the masked one's logits to float32 rounding.
+MATCH_TOLERANCE = 1e-4
+
+
+def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int) -> list[dict]:
+  """Builds every run's smallest network for real; checks it against the masked one; times it.
+
+  A run with no version at the target accuracy is measured at full size.
+  """
+  cfg = trained[0].config
+  apply = apply_fn(cfg, dataset.num_classes)
+  x_check = jnp.asarray(dataset.x_test[:1000])
+  inputs = {
+    b: jnp.asarray(np.resize(dataset.x_test, (b, *dataset.input_shape))) for b in LATENCY_BATCHES
+  }
+  apply_dense = jax.jit(pruning.dense_apply)
+  rows = []
+  for i, t in enumerate(trained):
+    if found.units[i, 0] < 0:
+      # No version of this network reaches the target: it counts at full size.
+      widths = {
+        k: np.shape(v["kernel"])[1] for k, v in t.params.items() if k != columns_lib.CLASSIFIER_NAME
+      }
+      compact, mismatch = pruning.CompactNetwork(t.params, widths), 0.0
+    else:
+      masked = compression.without_units(
+        t.params, found.units[i, 0], found.n_units, cfg.conv_column
+      )
+      compact = pruning.compact_dense(masked)
+      want = np.asarray(apply(masked, x_check))
+      got = np.asarray(apply_dense(compact.params, x_check))
+      mismatch = float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
+      if not mismatch <= MATCH_TOLERANCE:
+        raise AssertionError(
+          f"the compact network of {t.method} seed {t.seed} differs from its masked version"
+          f" by {mismatch:.2e} of the logit scale; this is a bug in compact_dense."
+        )
+    row = dict(
+      compact_widths=sum(compact.widths.values()),
+      compact_mismatch=mismatch,
+      **{f"compact_{k}": v for k, v in pruning.dense_cost(compact.params).items()},
+      **{f"full_{k}": v for k, v in pruning.dense_cost(t.params).items()},
+    )
+    # On the device first, as when serving: the timings are the forward passes alone.
+    on_device = dict(full=jax.device_put(t.params), compact=jax.device_put(compact.params))
+    for b in LATENCY_BATCHES:
+      times = timed_interleaved(
+        {
+          name: (lambda b=b, p=params: apply_dense(p, inputs[b]))
+          for name, params in on_device.items()
+        },
+        timing_repeats if b > 1 else 5 * timing_repeats,
+      )
+      row[f"full_latency_b{b}_ms"] = 1e3 * times["full"]["median"]
+      row[f"compact_latency_b{b}_ms"] = 1e3 * times["compact"]["median"]
+    rows.append(row)
+  return rows
+
+
+def curve_parameters(trained: list[Trained], found, conv_column: str) -> np.ndarray:
+  """``(runs, points)``: parameters of the compact network at each curve point."""
+  out = np.empty(found.curve.shape)
+  for i, t in enumerate(trained):
+    for j, k in enumerate(found.grid_units):
+      masked = compression.without_units(t.params, k, found.n_units, conv_column)
+      out[i, j] = pruning.dense_cost(pruning.compact_dense(masked).params)["parameters"]
+  return out
+
+
+def evaluate_methods(
+  trained: list[Trained], dataset: Dataset, delta: float, timing_repeats: int
+) -> tuple[list[dict], list[dict]]:
+  """Every run's smallest network within Δ of plain SGD, built, checked and timed.
+
+  Returns one row per run (the table's and ``compare.csv``'s), and one curve
+  per run: test accuracy against parameters kept over the search grid.
+  """
+  found, accuracy, reference = tuning.search(trained, dataset, delta, own=True)
+  measured = measure(trained, found, dataset, timing_repeats)
+  parameters = curve_parameters(trained, found, trained[0].config.conv_column)
+  rows, curves = [], []
+  for i, t in enumerate(trained):
+    units, own_units = found.units[i]
+    rows.append(
+      dict(
+        method=t.method,
+        strength=t.strength,
+        seed=t.seed,
+        status=t.record["status"],
+        steps=t.record["steps"],
+        test_accuracy=float(accuracy[i]),
+        target_accuracy=float(reference[i] - delta),
+        reached_target=bool(units >= 0),
+        units_removed=max(int(units), 0),
+        units_kept=1 - max(int(units), 0) / found.n_units,
+        parameters_kept=measured[i]["compact_parameters"] / measured[i]["full_parameters"],
+        pruned_test_accuracy=float(found.accuracy[i, 0]),
+        own_units_kept=1 - max(int(own_units), 0) / found.n_units,
+        own_pruned_test_accuracy=float(found.accuracy[i, 1]),
+        **measured[i],
+        wall_time_s=t.record.get("wall_time_s"),
+      )
+    )
+    curves.append(
+      dict(
+        method=t.method,
+        reached=bool(units >= 0),
+        parameters=parameters[i],
+        test_accuracy=found.curve[i],
+        hidden_units=found.n_units - found.grid_units,
+        points=[
+          dict(
+            method=t.method,
+            seed=t.seed,
+            units_removed=int(k),
+            parameters=int(parameters[i, j]),
+            test_accuracy=float(found.curve[i, j]),
+          )
+          for j, k in enumerate(found.grid_units)
+        ],
+      )
+    )
+  return rows, curves
