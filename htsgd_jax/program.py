@@ -115,14 +115,6 @@ def evaluate(
     100.0
   """
   n = x.shape[0]
-  batch_size = min(batch_size, n)
-  n_batches = -(-n // batch_size)
-  pad = n_batches * batch_size - n
-  xb = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(
-    (n_batches, batch_size) + x.shape[1:]
-  )
-  yb = jnp.pad(y, (0, pad)).reshape(n_batches, batch_size)
-  valid = (jnp.arange(n_batches * batch_size) < n).reshape(n_batches, batch_size)
 
   def one(batch):
     xs, ys, ok = batch
@@ -131,8 +123,31 @@ def evaluate(
     correct = jnp.argmax(logits, -1) == ys
     return jnp.sum(jnp.where(ok, losses, 0.0)), jnp.sum(ok & correct)
 
-  loss_sums, correct = jax.lax.map(one, (xb, yb, valid))
+  loss_sums, correct = jax.lax.map(one, padded_batches(x, y, batch_size))
   return loss_sums.sum() / n, 100.0 * correct.sum() / n
+
+
+def padded_batches(x, y, batch_size: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(xb, yb, valid)``: the examples in equal batches, the last padded; ``valid`` marks the real.
+
+  For ``lax.map`` over a whole dataset: one compiled batch shape, whatever ``len(x)``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> xb, yb, valid = padded_batches(jnp.ones((5, 2)), jnp.arange(5), 2)
+    >>> xb.shape, valid.sum(1).tolist()
+    ((3, 2, 2), [2, 2, 1])
+  """
+  n = x.shape[0]
+  batch_size = min(batch_size, n)
+  n_batches = -(-n // batch_size)
+  pad = n_batches * batch_size - n
+  xb = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(
+    (n_batches, batch_size) + x.shape[1:]
+  )
+  yb = jnp.pad(y, (0, pad)).reshape(n_batches, batch_size)
+  valid = (jnp.arange(n_batches * batch_size) < n).reshape(n_batches, batch_size)
+  return xb, yb, valid
 
 
 def tree_where(cond, new, old):
