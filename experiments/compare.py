@@ -2,15 +2,16 @@
 
   python -m experiments.compare --preset ecg5000_fcn:quick
   python -m experiments.compare --preset mnist_fcn:quick
+  python -m experiments.compare --preset ecg5000_fcn:quick --widths 250 500 1000 2000 4000
 
 The methods a practitioner would try, all with the preset's data, width,
 learning rate, batch size, step budget and seeds: plain SGD; Gaussian
 noise (α = 2, the preset's noise type); heavy-tailed noise of types 1, 2
-and 3 (the preset's α); group lasso on the hidden units' columns
+and 3 (the preset's α) and type 2 at α = 1.5; group lasso on the hidden units' columns
 (:func:`htsgd_jax.group_lasso`, a proximal step after SGD).
 
 1. **Tuning, on a validation split.** Each method's strength (σ for the
-   noises, from ``SIGMA_FACTORS`` × the preset's σ; λ for group lasso, from
+   noises, from ``methods.SIGMA_FACTORS`` × the preset's σ; λ for group lasso, from
    the preset's ``group_lasso_grid``) is chosen with ``--validation`` (0.2)
    of the training set held out: every grid point trains on the rest
    (``--tuning-seeds``; σ and λ are traced values, so a noise type's whole
@@ -27,6 +28,22 @@ and 3 (the preset's α); group lasso on the hidden units' columns
    size. The smallest version is then built for real
    (:func:`htsgd_jax.compact_dense`), checked to compute the masked network's
    logits, and timed at batch 1 and 1000 against the full network.
+3. **Beyond size** (:mod:`experiments.sensitivity`). Every full network and
+   its smallest version are attacked with PGD (L∞, 10 steps, margin loss,
+   :func:`htsgd_jax.robust_accuracies`) at the preset's ε grid (``--eps``)
+   on ``--robust-examples`` test examples; their generalisation gap
+   (train − test accuracy), and per hidden layer the largest singular value
+   and the top unit's share of the squared norm.
+
+**Budget.** By default (``--budget converge``) every run stops at the
+preset's train-accuracy target, as the paper trains, or at the preset's
+``compare_steps`` cap; ``--budget fixed`` trains every run for the whole cap.
+
+**Across widths.** ``--widths 250 500 1000`` runs the whole protocol
+(tuning included) at each width, in ``OUT/n<width>/``, then writes
+``widths.md`` (units and parameters kept at equal accuracy per width and
+method, paired t-tests against plain SGD and group lasso), ``widths.csv``
+and ``widths.png`` (both against width, one line per method).
 
 Reports in ``OUT`` (default ``results/compare_<preset>``):
 
@@ -36,6 +53,9 @@ Reports in ``OUT`` (default ``results/compare_<preset>``):
 * ``compare.csv`` (one row per run) and ``curves.csv`` (test accuracy vs
   units removed and parameters kept, every run);
 * ``pareto.png``: test accuracy vs parameters kept, every method;
+* ``robustness.md`` (robust accuracy per ε with paired t-tests against plain
+  SGD, gap, spectra; full and smallest networks) and ``robustness.png``
+  (accuracy against ε);
 * ``tuning.md``: the validation scores of every strength.
 
 Training is resumable like ``experiments.reproduce`` (runs are records under
@@ -62,7 +82,7 @@ from experiments.cli import (
   require_experiment_extras,
   usage_error,
 )
-from experiments.methods import METHODS, method_config, strength_grid
+from experiments.methods import METHODS
 from experiments.presets import get_experiments
 from htsgd_jax.config import check_fits
 
@@ -108,6 +128,34 @@ def parser() -> argparse.ArgumentParser:
     default=20,
     help="timed calls per latency figure (batch 1: 5x) (default: %(default)s)",
   )
+  parser.add_argument(
+    "--eps",
+    type=float,
+    nargs="+",
+    default=None,
+    help="radii ε of the robustness report (L∞, standardised inputs) (default: the preset's)",
+  )
+  parser.add_argument(
+    "--robust-examples",
+    type=int,
+    default=2000,
+    help="test examples attacked per network, a fixed random subset (default: %(default)s)",
+  )
+  parser.add_argument(
+    "--widths",
+    type=int,
+    nargs="+",
+    default=None,
+    help="compare at each of these hidden widths (OUT/n<width>/ each, then widths.md and"
+    " widths.png across them) (default: the preset's width only)",
+  )
+  parser.add_argument(
+    "--budget",
+    choices=methods_lib.BUDGETS,
+    default="converge",
+    help="converge: each run stops at the preset's train-accuracy target, or at its step cap;"
+    " fixed: every run trains the whole step cap (default: %(default)s)",
+  )
   add_compute_dtype_flag(parser)
   add_run_flags(parser, "retrain every run, replacing its files")
   return parser
@@ -116,13 +164,6 @@ def parser() -> argparse.ArgumentParser:
 @command
 def main(argv=None) -> int:
   args = parser().parse_args(argv)
-  # What the work needs (JAX among it), imported once the command line parsed.
-  import numpy as np
-
-  from experiments import compare_report, pipeline, smallest, tuning
-  from experiments.files import write_csv, write_text
-  from htsgd_jax import records
-
   check_run_flags(args)
   require_experiment_extras()
   try:
@@ -140,64 +181,53 @@ def main(argv=None) -> int:
   methods_lib.check_delta(args.delta)
   if not 0 < args.validation < 1:
     usage_error(f"--validation is a fraction in (0, 1); got {args.validation}.")
-  methods = ["plain"] + [m for m in args.methods if m != "plain"]
+  eps = tuple(args.eps or exp.robust_eps)
+  if not all(0 < e < float("inf") for e in eps):
+    usage_error(f"--eps are radii, finite and > 0; got {list(eps)}.")
+  if args.robust_examples < 1:
+    usage_error(f"--robust-examples must be >= 1; got {args.robust_examples}.")
+  widths = args.widths or [exp.noisy.width]
+  if any(w < 1 for w in widths) or len(set(widths)) < len(widths):
+    usage_error(f"--widths must be distinct and >= 1; got {widths}.")
+  methods = ("plain", *(m for m in args.methods if m != "plain"))
+  # What the work needs (JAX among it), imported once the command line is known to be good.
+  from experiments import compare_report, comparison, pipeline
+  from experiments.files import write_csv, write_text
+
   # Everything is checked and loaded before the first program compiles.
-  tuning_runs = [
-    (
-      m,
-      s,
-      seed,
-      dataclasses.replace(method_config(exp, m, s), seed=seed, validation=args.validation),
+  plans = [
+    comparison.Plan(
+      exp.at_width(w) if args.widths else exp,
+      methods,
+      seeds,
+      tuple(args.tuning_seeds),
+      args.validation,
+      args.budget,
     )
-    for m in methods
-    for s in strength_grid(exp, m)
-    for seed in args.tuning_seeds
+    for w in widths
   ]
-  validation_data = load_data_or_exit(tuning_runs[0][3])
-  dataset = load_data_or_exit(dataclasses.replace(tuning_runs[0][3], validation=0.0))
-  check_or_exit(check_fits, tuning_runs[0][3], validation_data)
-  out = prepare_out_dir(args.out or f"results/compare_{exp.name}")
+  validation_data = load_data_or_exit(plans[0].tuning_runs()[0][3])
+  dataset = load_data_or_exit(dataclasses.replace(plans[0].tuning_runs()[0][3], validation=0.0))
+  for plan in plans:
+    check_or_exit(check_fits, plan.tuning_runs()[0][3], validation_data)
+  default_out = f"results/compare_{exp.name}" + ("_fixed" if args.budget == "fixed" else "")
+  out = prepare_out_dir(args.out or default_out)
   pipeline.claim_out_dir(out, "compare", args.preset)
 
-  print(
-    f"[{exp.name}] 1. tuning {len(methods) - 1} methods on a validation split"
-    f" ({args.validation:g} of the training set)"
-  )
-  tuned, stop = tuning.train_and_load(tuning_runs, validation_data, out / "tuning", "tuning", args)
-  if stop:
-    return pipeline.stopped(stop)
-  if len(tuned) < len(tuning_runs):
-    usage_error("some tuning runs are unfinished; rerun the same command.")
-  chosen, tuning_md = tuning.choose(tuned, validation_data, args.delta)
-  write_text(out / "tuning.md", tuning_md)
-  print(tuning_md)
-
-  print(f"[{exp.name}] 2. every method at its strength, seeds {list(seeds)}, whole training set")
-  final_runs = [
-    (m, chosen[m], seed, dataclasses.replace(method_config(exp, m, chosen[m]), seed=seed))
-    for m in methods
-    for seed in seeds
-  ]
-  trained, stop = tuning.train_and_load(final_runs, dataset, out / "runs", "compare", args)
-  if stop:
-    return pipeline.stopped(stop)
-  print(f"[{exp.name}] 3. searching each network's smallest version on the test set")
-  rows, curves = smallest.evaluate_methods(trained, dataset, args.delta, args.timing_repeats)
-  write_csv(out / "compare.csv", rows)
-  write_csv(out / "curves.csv", [point for c in curves for point in c["points"]])
-  compare_report.pareto_plot(
-    rows,
-    curves,
-    float(np.mean([r["target_accuracy"] for r in rows])) + args.delta,  # plain SGD's
-    args.delta,
-    out / "pareto.png",
-  )
-  table = compare_report.compare_table(rows, args.delta)
-  write_text(out / "compare.md", table)
-  records.write_json(out / "chosen.json", dict(delta=args.delta, strengths=chosen))
-  print(
-    f"\n{table}\nwritten to {out}/ (compare.md, compare.csv, curves.csv, pareto.png, tuning.md)"
-  )
+  by_width = {}
+  for plan in plans:
+    width_out = out / f"n{plan.exp.noisy.width}" if args.widths else out
+    rows, stop = comparison.run(plan, validation_data, dataset, width_out, args, eps)
+    if stop:
+      return pipeline.stopped(stop)
+    by_width[plan.exp.noisy.width] = rows
+  if args.widths:
+    rows = [r for w in sorted(by_width) for r in by_width[w]]
+    table = compare_report.widths_table(rows, args.delta)
+    write_text(out / "widths.md", table)
+    write_csv(out / "widths.csv", rows)
+    compare_report.widths_plot(rows, args.delta, out / "widths.png")
+    print(f"\n{table}\nwritten to {out}/ (widths.md, widths.csv, widths.png; n<width>/ each)")
   return 0
 
 

@@ -10,6 +10,16 @@ from experiments.files import save_figure
 from experiments.methods import METHODS, strength_label
 from experiments.report import mean_std
 
+METHOD_COLORS = dict(
+  plain="tab:blue",
+  gaussian="tab:gray",
+  type1="tab:orange",
+  type2="tab:red",
+  type3="tab:purple",
+  group_lasso="tab:green",
+  **{"type2_alpha1.5": "tab:brown"},
+)
+
 
 def paired_p_value(a, b) -> float:
   """Two-sided paired t-test p-value of ``a`` vs ``b``; NaN when undefined (no differences).
@@ -81,14 +91,6 @@ def pareto_plot(rows: list[dict], curves: list[dict], reference: float, delta: f
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  colors = dict(
-    plain="tab:blue",
-    gaussian="tab:gray",
-    type1="tab:orange",
-    type2="tab:red",
-    type3="tab:purple",
-    group_lasso="tab:green",
-  )
   fig, ax = plt.subplots(figsize=(7.5, 4.8))
   missed_label = "unpruned network misses the target"
   for method in METHODS:
@@ -98,12 +100,12 @@ def pareto_plot(rows: list[dict], curves: list[dict], reference: float, delta: f
     params = np.mean([c["parameters"] for c in cs], axis=0)
     acc = np.mean([c["test_accuracy"] for c in cs], axis=0)
     some_units = np.min([c["hidden_units"] for c in cs], axis=0) > 0  # no point without units
-    ax.plot(params[some_units], acc[some_units], "-", color=colors[method], alpha=0.6)
+    ax.plot(params[some_units], acc[some_units], "-", color=METHOD_COLORS[method], alpha=0.6)
     pts = [r for r in rows if r["method"] == method and r["reached_target"]]
     ax.scatter(
       [r["compact_parameters"] for r in pts],
       [r["pruned_test_accuracy"] for r in pts],
-      color=colors[method],
+      color=METHOD_COLORS[method],
       edgecolor="black",
       zorder=3,
       label=f"{method} ({len(pts)}/{len(cs)} reach the target)",
@@ -114,7 +116,7 @@ def pareto_plot(rows: list[dict], curves: list[dict], reference: float, delta: f
         [c["parameters"][0] for c in missed],
         [c["test_accuracy"][0] for c in missed],
         facecolor="none",
-        edgecolor=colors[method],
+        edgecolor=METHOD_COLORS[method],
         marker="s",
         zorder=3,
         label=missed_label,
@@ -131,5 +133,159 @@ def pareto_plot(rows: list[dict], curves: list[dict], reference: float, delta: f
   ax.title.set_fontsize(10)
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=7, loc="lower right")
+  fig.tight_layout()
+  save_figure(fig, path)
+
+
+def robustness_table(rows: list[dict], eps: tuple[float, ...], examples: int, steps: int) -> str:
+  """Per method and network (full, smallest within Δ): robust accuracy, gap and spectra.
+
+  Each cell is mean ± std over seeds; robust accuracies carry the p-value of
+  a paired t-test against plain SGD's same network (same seeds).
+  """
+  by_method = defaultdict(list)
+  for r in rows:
+    by_method[r["method"]].append(r)
+  plain = {r["seed"]: r for r in by_method.get("plain", [])}
+  layers = sorted(
+    k.removeprefix("full_").removesuffix("_sigma_max")
+    for k in rows[0]
+    if k.startswith("full_") and k.endswith("_sigma_max")
+  )
+  eps_heads = "".join(f" robust acc. ε = {e:g} |" for e in eps)
+  layer_heads = "".join(f" σ_max {layer} | top unit share {layer} |" for layer in layers)
+  lines = [
+    f"PGD ({steps} steps, L∞, margin loss) on {examples} test examples (a fixed random subset);"
+    " ε in the standardised inputs' units. p: paired t-test against plain SGD's same network."
+    " Gap: train − test accuracy.\n",
+    f"| method | network | seeds | test acc. | gap |{eps_heads}{layer_heads}",
+    "|" + "---|" * (5 + len(eps) + 2 * len(layers)),
+  ]
+  for method in [m for m in METHODS if m in by_method]:
+    rs = sorted(by_method[method], key=lambda r: r["seed"])
+    for network, test_key in (("full", "test_accuracy"), ("smallest", "pruned_test_accuracy")):
+      cells = [
+        mean_std([r[test_key] for r in rs]),
+        mean_std([r[f"{network}_train_accuracy"] - r[test_key] for r in rs]),
+      ]
+      for e in eps:
+        key = f"{network}_robust_{e:g}"
+        values = [r[key] for r in rs]
+        paired = [plain[r["seed"]][key] for r in rs if r["seed"] in plain]
+        p = paired_p_value(values, paired) if method != "plain" and len(paired) == len(rs) else None
+        cells.append(
+          mean_std(values, "{:.1f}") + ("" if p is None or not np.isfinite(p) else f" (p {p:.2g})")
+        )
+      for layer in layers:
+        cells.append(mean_std([r[f"{network}_{layer}_sigma_max"] for r in rs], "{:.2f}"))
+        cells.append(mean_std([r[f"{network}_{layer}_top_share"] for r in rs], "{:.3f}"))
+      lines.append(f"| {method} | {network} | {len(rs)} | {' | '.join(cells)} |")
+  return "\n".join(lines) + "\n"
+
+
+def robustness_plot(rows: list[dict], eps: tuple[float, ...], path) -> None:
+  """Robust accuracy against ε, one line per method (mean, band: min to max over seeds).
+
+  Left: the full networks; right: their smallest versions within Δ.
+  """
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  grid = (0.0, *eps)
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+  for ax, network in zip(axes, ("full", "smallest")):
+    for method in METHODS:
+      rs = [r for r in rows if r["method"] == method]
+      if not rs:
+        continue
+      acc = np.asarray([[r[f"{network}_robust_{e:g}"] for e in grid] for r in rs])
+      ax.plot(grid, acc.mean(0), "o-", color=METHOD_COLORS[method], label=f"{method} ({len(rs)})")
+      ax.fill_between(grid, acc.min(0), acc.max(0), color=METHOD_COLORS[method], alpha=0.15)
+    title = "full networks" if network == "full" else "smallest networks within Δ"
+    ax.set(title=title, xlabel="ε (L∞, standardised inputs)", ylim=(0, 100))
+    ax.grid(alpha=0.3)
+  axes[0].set_ylabel("accuracy under PGD (%)")
+  axes[1].legend(fontsize=8)
+  fig.tight_layout()
+  save_figure(fig, path)
+
+
+def widths_table(rows: list[dict], delta: float) -> str:
+  """Per width and method: units and parameters kept at equal accuracy; paired tests.
+
+  p-values are paired t-tests of parameters kept (same seeds) against plain
+  SGD and against group lasso at the same width.
+  """
+  lines = [
+    f"Smallest network within {delta:g} point(s) of plain SGD's test accuracy (same seed), per"
+    " width: hidden units kept per layer and parameters kept (% of the full network),"
+    " mean ± std over seeds. A run whose unpruned network misses the target counts at full"
+    " size.\n",
+    "| width | method | strength | seeds | reach target | units kept per layer |"
+    " params kept (%) | p vs plain | p vs group lasso |",
+    "|" + "---|" * 9,
+  ]
+  for width in sorted({r["width"] for r in rows}):
+    at_width = [r for r in rows if r["width"] == width]
+    kept = defaultdict(dict)
+    for r in at_width:
+      kept[r["method"]][r["seed"]] = 100 * r["parameters_kept"]
+    for method in [m for m in METHODS if m in kept]:
+      rs = sorted((r for r in at_width if r["method"] == method), key=lambda r: r["seed"])
+      ps = []
+      for reference in ("plain", "group_lasso"):
+        if method == reference or reference not in kept:
+          ps.append("—")
+          continue
+        seeds = [r["seed"] for r in rs if r["seed"] in kept[reference]]
+        p = paired_p_value([kept[method][s] for s in seeds], [kept[reference][s] for s in seeds])
+        ps.append("—" if not np.isfinite(p) else f"{p:.2g}")
+      lines.append(
+        f"| {width} | {method} | {strength_label(method, rs[0]['strength'])} | {len(rs)}"
+        f" | {sum(r['reached_target'] for r in rs)}/{len(rs)}"
+        f" | {mean_std([r['units_kept'] * width for r in rs], '{:.1f}')}"
+        f" | {mean_std([100 * r['parameters_kept'] for r in rs], '{:.1f}')}"
+        f" | {ps[0]} | {ps[1]} |"
+      )
+  return "\n".join(lines) + "\n"
+
+
+def widths_plot(rows: list[dict], delta: float, path) -> None:
+  """Units kept per layer and parameters kept against width, one line per method.
+
+  Lines are means over seeds; bands span the smallest to the largest seed.
+  """
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  widths = sorted({r["width"] for r in rows})
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+  for method in METHODS:
+    per_width = [[r for r in rows if r["method"] == method and r["width"] == w] for w in widths]
+    if not all(per_width):
+      continue
+    color = METHOD_COLORS[method]
+    for ax, value in zip(
+      axes, (lambda r: r["units_kept"] * r["width"], lambda r: 100 * r["parameters_kept"])
+    ):
+      values = [np.asarray([value(r) for r in rs]) for rs in per_width]
+      ax.plot(widths, [v.mean() for v in values], "o-", color=color, label=method)
+      ax.fill_between(
+        widths, [v.min() for v in values], [v.max() for v in values], color=color, alpha=0.12
+      )
+  axes[0].plot(widths, widths, ":", color="black", lw=1, label="every unit")
+  axes[0].set(xscale="log", yscale="log", ylabel="hidden units kept per layer")
+  axes[1].set(xscale="log", ylabel="parameters kept (% of the full network)", ylim=(0, 100))
+  for ax in axes:
+    ax.set(xlabel="width n")
+    ax.grid(alpha=0.3, which="both")
+  axes[0].legend(fontsize=7)
+  fig.suptitle(
+    f"The smallest network within {delta:g} point(s) of plain SGD's test accuracy", fontsize=10
+  )
   fig.tight_layout()
   save_figure(fig, path)

@@ -15,8 +15,10 @@ from htsgd_jax.config import TrainConfig
 if TYPE_CHECKING:
   from experiments.presets import Experiment
 
-# Methods in report order; other labels (sweep arms) follow them.
-METHODS = ("plain", "gaussian", "type1", "type2", "type3", "group_lasso")
+# Methods in report order; other labels (sweep arms) follow them. A noise type at another
+# α than the preset's is named typeN_alphaA.
+METHODS = ("plain", "gaussian", "type1", "type2", "type3", "type2_alpha1.5", "group_lasso")
+BUDGETS = ("converge", "fixed")
 
 VALIDATION = 0.2  # default share of the training set held out
 SIGMA_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
@@ -73,22 +75,41 @@ def strength_grid(exp: Experiment, method: str) -> tuple[float, ...]:
   return tuple(float(f"{exp.noisy.sigma * f:.6g}") for f in SIGMA_FACTORS)
 
 
-def method_config(exp: Experiment, method: str, strength: float) -> TrainConfig:
+def method_config(
+  exp: Experiment, method: str, strength: float, budget: str = "converge"
+) -> TrainConfig:
   """The preset's config, trained with ``method`` at ``strength``, on the compare budget.
+
+  ``budget="converge"``: each run stops at the preset's train-accuracy target,
+  or at ``exp.compare_steps`` steps; ``"fixed"``: every run trains exactly
+  ``exp.compare_steps`` steps (no target).
 
   Example:
     >>> from experiments.presets import get_experiments
-    >>> cfg = method_config(get_experiments("ecg5000_fcn:quick")[0], "gaussian", 0.5)
-    >>> cfg.alpha, cfg.noise_type, cfg.sigma
-    (2.0, 2, 0.5)
+    >>> exp = get_experiments("ecg5000_fcn:quick")[0]
+    >>> cfg = method_config(exp, "gaussian", 0.5)
+    >>> cfg.alpha, cfg.noise_type, cfg.sigma, cfg.target_accuracy, cfg.max_steps
+    (2.0, 2, 0.5, 99.0, 1000)
+    >>> cfg = method_config(exp, "type2_alpha1.5", 0.5, budget="fixed")
+    >>> cfg.alpha, cfg.noise_type, cfg.target_accuracy, cfg.max_steps
+    (1.5, 2, None, 1000)
   """
-  base = dataclasses.replace(exp.noisy, max_steps=exp.compare_steps or exp.noisy.max_steps)
+  steps = exp.compare_steps or exp.noisy.max_steps
+  if budget == "converge":
+    base = dataclasses.replace(exp.noisy, max_steps=steps)
+  elif budget == "fixed":
+    base = dataclasses.replace(exp.noisy, max_steps=steps, target_accuracy=None)
+  else:
+    raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}.")
   if method == "plain":
     return dataclasses.replace(base, noise_type=0, sigma=0.0)
   if method == "group_lasso":
     return dataclasses.replace(base, noise_type=0, sigma=0.0, group_lasso=strength)
   if method == "gaussian":
     return dataclasses.replace(base, alpha=2.0, sigma=strength)
-  if method in ("type1", "type2", "type3"):
-    return dataclasses.replace(base, noise_type=int(method[-1]), sigma=strength)
+  noise, _, alpha = method.partition("_alpha")
+  if method in METHODS and noise in ("type1", "type2", "type3"):
+    return dataclasses.replace(
+      base, noise_type=int(noise[-1]), sigma=strength, alpha=float(alpha or base.alpha)
+    )
   raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}.")

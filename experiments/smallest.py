@@ -25,10 +25,14 @@ LATENCY_BATCHES = (1, 1000)
 MATCH_TOLERANCE = 1e-4
 
 
-def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int) -> list[dict]:
+def measure(
+  trained: list[Trained], found, dataset: Dataset, timing_repeats: int
+) -> tuple[list[dict], list]:
   """Builds every run's smallest network for real; checks it against the masked one; times it.
 
   A run with no version at the target accuracy is measured at full size.
+  Returns a row per run and each run's smallest network, masked (the full
+  architecture, its removed units zero: the compact network's logits).
   """
   cfg = trained[0].config
   apply = apply_fn(cfg, dataset.num_classes)
@@ -37,8 +41,9 @@ def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int
     b: jnp.asarray(np.resize(dataset.x_test, (b, *dataset.input_shape))) for b in LATENCY_BATCHES
   }
   apply_dense = jax.jit(pruning.dense_apply)
-  rows = []
+  rows, smallest = [], []
   for i, t in enumerate(trained):
+    masked = t.params
     if found.units[i, 0] < 0:
       # No version of this network reaches the target: it counts at full size.
       widths = {
@@ -77,7 +82,8 @@ def measure(trained: list[Trained], found, dataset: Dataset, timing_repeats: int
       row[f"full_latency_b{b}_ms"] = 1e3 * times["full"]["median"]
       row[f"compact_latency_b{b}_ms"] = 1e3 * times["compact"]["median"]
     rows.append(row)
-  return rows
+    smallest.append(masked)
+  return rows, smallest
 
 
 def curve_parameters(trained: list[Trained], found, conv_column: str) -> np.ndarray:
@@ -92,14 +98,15 @@ def curve_parameters(trained: list[Trained], found, conv_column: str) -> np.ndar
 
 def evaluate_methods(
   trained: list[Trained], dataset: Dataset, delta: float, timing_repeats: int
-) -> tuple[list[dict], list[dict]]:
+) -> tuple[list[dict], list[dict], list]:
   """Every run's smallest network within Δ of plain SGD, built, checked and timed.
 
-  Returns one row per run (the table's and ``compare.csv``'s), and one curve
-  per run: test accuracy against parameters kept over the search grid.
+  Returns one row per run (the table's and ``compare.csv``'s), one curve per
+  run (test accuracy against parameters kept over the search grid), and each
+  run's smallest network, masked (see :func:`measure`).
   """
   found, accuracy, reference = tuning.search(trained, dataset, delta, own=True)
-  measured = measure(trained, found, dataset, timing_repeats)
+  measured, smallest = measure(trained, found, dataset, timing_repeats)
   parameters = curve_parameters(trained, found, trained[0].config.conv_column)
   rows, curves = [], []
   for i, t in enumerate(trained):
@@ -143,4 +150,4 @@ def evaluate_methods(
         ],
       )
     )
-  return rows, curves
+  return rows, curves, smallest

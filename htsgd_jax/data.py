@@ -24,10 +24,12 @@ in the authors' code) and int32 labels. Sources:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import importlib
 import importlib.util
+import logging
 import pathlib
 import pickle
 from typing import Any
@@ -221,13 +223,37 @@ def teacher_student(
   )
 
 
+@contextlib.contextmanager
+def _log_records_kept_on_success(logger_name: str):
+  """Holds back a logger's records, and lets them out only if the block succeeds.
+
+  TFDS logs warnings (about folders that do not exist, say) on its way to an
+  exception that :func:`_read_tfds_split` replaces with a message saying what
+  to do: shown first, they would mislead.
+  """
+  logger = logging.getLogger(logger_name)
+  held: list[logging.LogRecord] = []
+  holder = logging.Handler()
+  holder.emit = held.append
+  logger.addHandler(holder)
+  propagate, logger.propagate = logger.propagate, False
+  try:
+    yield
+  finally:
+    logger.removeHandler(holder)
+    logger.propagate = propagate
+  for record in held:  # reached only without an exception
+    logger.handle(record)
+
+
 def _read_tfds_split(name: str, split: str, data_dir, download: bool):
   tfds = _import_extra("tensorflow_datasets", "tensorflow-datasets", f"TFDS dataset {name!r}")
   kwargs = dict(split=split, data_dir=data_dir, download=download)
   if download:
     kwargs["builder_kwargs"] = dict(file_format="array_record")
   try:
-    source = tfds.data_source(name, **kwargs)
+    with _log_records_kept_on_success("absl"):
+      source = tfds.data_source(name, **kwargs)
   except ModuleNotFoundError as err:  # TFDS's download path imports more than its metadata says
     raise ModuleNotFoundError(
       f"TFDS needs the package '{err.name}' to download {name}: pip install {err.name}"

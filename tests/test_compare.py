@@ -265,6 +265,36 @@ def test_compare_reports_every_method_over_five_seeds(compared):
   assert len(curves) == len(rows) * points
 
 
+def test_compare_reports_robustness_gap_and_spectra_of_full_and_smallest_networks(compared):
+  out, _, compare, _ = compared
+  rows = list(csv.DictReader(open(out / "compare.csv")))
+  eps = (0.05, 0.1, 0.2)  # the preset's default grid
+  for r in rows:
+    # ε = 0 is the clean accuracy (digits' 500 test examples are all attacked).
+    assert float(r["full_robust_0"]) == pytest.approx(float(r["test_accuracy"]), abs=1e-3)
+    assert float(r["smallest_robust_0"]) == pytest.approx(
+      float(r["pruned_test_accuracy"]), abs=1e-3
+    )
+    for network in ("full", "smallest"):
+      robust = [float(r[f"{network}_robust_{e:g}"]) for e in eps]
+      assert all(0 <= a <= 100 for a in robust)
+      assert float(r[f"{network}_hidden_0_sigma_max"]) > 0
+      assert 0 < float(r[f"{network}_hidden_0_top_share"]) <= 1
+    # Removing units can only lower the top singular value, and raise the top unit's share.
+    assert float(r["smallest_hidden_0_sigma_max"]) <= float(r["full_hidden_0_sigma_max"]) + 1e-6
+    assert float(r["smallest_hidden_0_top_share"]) >= float(r["full_hidden_0_top_share"]) - 1e-9
+  # The attack bites: at the largest ε plain SGD's networks lose accuracy.
+  plain = [r for r in rows if r["method"] == "plain"]
+  assert np.mean([float(r["full_robust_0.2"]) for r in plain]) < np.mean(
+    [float(r["test_accuracy"]) for r in plain]
+  )
+  table = (out / "robustness.md").read_text()
+  for method in compare.METHODS:
+    assert f"| {method} | full | 5 |" in table and f"| {method} | smallest | 5 |" in table
+  assert "robust acc. ε = 0.2" in table and "(p " in table
+  assert (out / "robustness.png").stat().st_size > 0
+
+
 def test_compare_tunes_on_validation_only(compared):
   out, _, _, _ = compared
   import json
@@ -287,6 +317,46 @@ def test_compare_rerun_trains_nothing(compared, capsys):
   assert strip[0] == strip[1]  # same runs, same search (timings aside)
 
 
+def test_compare_across_widths_with_a_fixed_budget(tmp_path, capsys):
+  import json
+
+  from experiments import compare, methods
+  from experiments.presets import Experiment
+
+  exp = Experiment(
+    "digits_fcn_tiny",
+    TrainConfig(
+      dataset="digits", width=32, lr=0.1, batch_size=100, max_steps=40, eval_every=20,
+      target_accuracy=50.0, noise_type=2, alpha=1.75, sigma=0.05, converge_on="before_noise",
+    ),
+    seeds=(1, 2, 3),
+    group_lasso_grid=(0.1,),
+  )  # fmt: skip
+  argv = [
+    "--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--timing-repeats", "1",
+    "--widths", "16", "32", "--methods", "type2", "group_lasso", "--budget", "fixed",
+    "--tuning-seeds", "101",
+  ]  # fmt: skip
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(compare, "get_experiments", lambda preset, command="reproduce": [exp])
+    mp.setattr(methods, "SIGMA_FACTORS", (1.0,))
+    assert compare.main(argv) == 0
+  table = (tmp_path / "widths.md").read_text()
+  for width in (16, 32):
+    for method in ("plain", "type2", "group_lasso"):
+      assert f"| {width} | {method} |" in table
+    assert (tmp_path / f"n{width}" / "compare.md").is_file()
+    assert (tmp_path / f"n{width}" / "robustness.md").is_file()
+    for record in (tmp_path / f"n{width}" / "runs").glob("*/record.json"):
+      meta = json.loads(record.read_text())
+      # A fixed budget: the target (50%, reached at once) stops nothing.
+      assert meta["config"]["width"] == width and meta["steps"] == 40
+      assert meta["config"]["target_accuracy"] is None
+  rows = list(csv.DictReader(open(tmp_path / "widths.csv")))
+  assert sorted({int(r["width"]) for r in rows}) == [16, 32] and len(rows) == 2 * 3 * 3
+  assert (tmp_path / "widths.png").stat().st_size > 0
+
+
 @pytest.mark.parametrize(
   "flags, message",
   [
@@ -295,6 +365,11 @@ def test_compare_rerun_trains_nothing(compared, capsys):
     (["--validation", "1"], "--validation"),
     (["--preset", "cifar10_vgg:quick"], "FCN preset"),
     (["--tuning-seeds", "3", "3"], "repeats a seed"),
+    (["--widths", "100", "100"], "--widths must be distinct"),
+    (["--widths", "0"], "--widths must be distinct and >= 1"),
+    (["--eps", "0.1", "nan"], "--eps are radii"),
+    (["--robust-examples", "0"], "--robust-examples"),
+    (["--budget", "forever"], "invalid choice"),
   ],
 )
 def test_compare_refuses_bad_flags_before_training(tmp_path, flags, message, capsys):

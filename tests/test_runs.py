@@ -311,3 +311,11 @@ def test_sweep_resumes_its_program_in_flight_bit_identical(tmp_path):
     a, b = _params(row["run_dir"]), _params(twin["run_dir"])
     for name in a:
       np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_missing_tfds_data_prints_no_tfds_warnings_before_the_message(tmp_path, caplog):
+  from htsgd_jax import data
+
+  with pytest.raises(FileNotFoundError, match="not prepared"):
+    data.load_dataset("cifar10", data_dir=str(tmp_path / "tfds"))
+  assert [r.getMessage() for r in caplog.records if r.name == "absl"] == []

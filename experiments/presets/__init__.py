@@ -37,6 +37,9 @@ class Experiment:
     compare_steps: the step budget of every method in ``experiments.compare``
       (None: ``noisy.max_steps``); a method that never reaches the target
       accuracy would otherwise run to ``max_steps``.
+    robust_eps: the radii ε (L∞, in the standardised inputs' units) at which
+      ``experiments.compare`` attacks every network; chosen so that plain
+      SGD's robust accuracy spans most of (0, 100) across them.
   """
 
   name: str
@@ -47,6 +50,18 @@ class Experiment:
   notes: str = ""
   group_lasso_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)
   compare_steps: int | None = None
+  robust_eps: tuple[float, ...] = (0.05, 0.1, 0.2)
+
+  def at_width(self, width: int) -> Experiment:
+    """The same experiment at another hidden width, named for it.
+
+    Example:
+      >>> get_experiments("ecg5000_fcn:quick")[0].at_width(500).name
+      'ecg5000_fcn_quick_n500'
+    """
+    return dataclasses.replace(
+      self, name=f"{self.name}_n{width}", noisy=dataclasses.replace(self.noisy, width=width)
+    )
 
   def with_compute_dtype(self, dtype: str | None) -> Experiment:
     """This experiment with another compute dtype; its name says so unless it is float32.

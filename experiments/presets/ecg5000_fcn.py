@@ -57,7 +57,9 @@ def get_config(variant: str = "full") -> Experiment:
     max_steps=20_000,
     converge_on="before_noise",
   )
-  compare = dict(group_lasso_grid=(0.05, 0.1, 0.2, 0.3, 0.5), compare_steps=1000)
+  compare = dict(
+    group_lasso_grid=(0.05, 0.1, 0.2, 0.3, 0.5), compare_steps=1000, robust_eps=(0.1, 0.2, 0.5)
+  )
   if variant == "quick":
     return Experiment("ecg5000_fcn_quick", noisy, seeds=(1, 2, 3, 4, 5), notes=__doc__, **compare)
   return Experiment("ecg5000_fcn", noisy, notes=__doc__, **compare)

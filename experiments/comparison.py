@@ -1,0 +1,119 @@
+"""The equal-accuracy comparison at one width: tune, train, search, measure, report.
+
+:mod:`experiments.compare` (its flags and its docstring describe the
+protocol) runs it at the preset's width or at several (``--widths``), then
+reports across widths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+
+import numpy as np
+
+from experiments import compare_report, sensitivity, smallest, tuning
+from experiments.cli import usage_error
+from experiments.files import write_csv, write_text
+from experiments.methods import method_config, strength_grid
+from htsgd_jax import records
+from htsgd_jax.data import Dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """One width's runs: every method's tuning grid, then the evaluation seeds."""
+
+  exp: object  # experiments.presets.Experiment, at this width
+  methods: tuple[str, ...]
+  seeds: tuple[int, ...]
+  tuning_seeds: tuple[int, ...]
+  validation: float
+  budget: str
+
+  def tuning_runs(self) -> list[tuple]:
+    """``(method, strength, seed, config)`` of every tuning run, on the validation split."""
+    return [
+      (m, s, seed, dataclasses.replace(self.config(m, s), seed=seed, validation=self.validation))
+      for m in self.methods
+      for s in strength_grid(self.exp, m)
+      for seed in self.tuning_seeds
+    ]
+
+  def final_runs(self, chosen: dict[str, float]) -> list[tuple]:
+    """``(method, strength, seed, config)`` of every method at its chosen strength."""
+    return [
+      (m, chosen[m], seed, dataclasses.replace(self.config(m, chosen[m]), seed=seed))
+      for m in self.methods
+      for seed in self.seeds
+    ]
+
+  def config(self, method: str, strength: float):
+    return method_config(self.exp, method, strength, self.budget)
+
+
+def run(
+  plan: Plan,
+  validation_data: Dataset,
+  dataset: Dataset,
+  out: pathlib.Path,
+  args: argparse.Namespace,
+  eps: tuple[float, ...],
+) -> tuple[list[dict] | None, str | None]:
+  """Tunes, trains, searches and measures; writes this width's reports in ``out``.
+
+  Returns the rows (one per run; None if a signal stopped the training) and
+  the signal's name, if one did.
+  """
+  name = plan.exp.name
+  print(
+    f"[{name}] 1. tuning {len(plan.methods) - 1} methods on a validation split"
+    f" ({plan.validation:g} of the training set)"
+  )
+  tuning_runs = plan.tuning_runs()
+  tuned, stop = tuning.train_and_load(tuning_runs, validation_data, out / "tuning", "tuning", args)
+  if stop:
+    return None, stop
+  if len(tuned) < len(tuning_runs):
+    usage_error("some tuning runs are unfinished; rerun the same command.")
+  chosen, tuning_md = tuning.choose(tuned, validation_data, args.delta)
+  write_text(out / "tuning.md", tuning_md)
+  print(tuning_md)
+
+  print(f"[{name}] 2. every method at its strength, seeds {list(plan.seeds)}, whole training set")
+  trained, stop = tuning.train_and_load(plan.final_runs(chosen), dataset, out / "runs", name, args)
+  if stop:
+    return None, stop
+  print(f"[{name}] 3. searching each network's smallest version on the test set")
+  rows, curves, smallest_params = smallest.evaluate_methods(
+    trained, dataset, args.delta, args.timing_repeats
+  )
+  print(f"[{name}] 4. robustness, generalisation gap and spectra, full and smallest networks")
+  for row, more in zip(
+    rows, sensitivity.measure(trained, smallest_params, dataset, eps, args.robust_examples)
+  ):
+    row.update(more)
+  for row in rows:
+    row["width"] = plan.exp.noisy.width
+  write_csv(out / "compare.csv", rows)
+  write_csv(out / "curves.csv", [point for c in curves for point in c["points"]])
+  compare_report.pareto_plot(
+    rows,
+    curves,
+    float(np.mean([r["target_accuracy"] for r in rows])) + args.delta,  # plain SGD's
+    args.delta,
+    out / "pareto.png",
+  )
+  table = compare_report.compare_table(rows, args.delta)
+  write_text(out / "compare.md", table)
+  examples = min(args.robust_examples, len(dataset.y_test))
+  robust_table = compare_report.robustness_table(rows, eps, examples, sensitivity.PGD_STEPS)
+  write_text(out / "robustness.md", robust_table)
+  compare_report.robustness_plot(rows, eps, out / "robustness.png")
+  records.write_json(out / "chosen.json", dict(delta=args.delta, strengths=chosen))
+  print(
+    f"\n{table}\n{robust_table}\nwritten to {out}/ (compare.md, compare.csv, curves.csv,"
+    " pareto.png, robustness.md, robustness.png, tuning.md)"
+  )
+  return rows, None
