@@ -206,10 +206,11 @@ def main(argv=None) -> int:
     )
     for w in widths
   ]
-  validation_data = load_data_or_exit(plans[0].tuning_runs()[0][3])
-  dataset = load_data_or_exit(dataclasses.replace(plans[0].tuning_runs()[0][3], validation=0.0))
-  for plan in plans:
-    check_or_exit(check_fits, plan.tuning_runs()[0][3], validation_data)
+  first_configs = [plan.tuning_runs()[0][3] for plan in plans]  # one per width
+  validation_data = load_data_or_exit(first_configs[0])
+  dataset = load_data_or_exit(dataclasses.replace(first_configs[0], validation=0.0))
+  for cfg in first_configs:
+    check_or_exit(check_fits, cfg, validation_data)
   default_out = f"results/compare_{exp.name}" + ("_fixed" if args.budget == "fixed" else "")
   out = prepare_out_dir(args.out or default_out)
   pipeline.claim_out_dir(out, "compare", args.preset)
