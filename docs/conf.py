@@ -8,7 +8,6 @@ import pathlib
 import shutil
 import sys
 
-from jupyter_client.manager import KernelManager
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,10 +38,6 @@ nb_execution_mode = "force"
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True
 nb_merge_streams = True
-# Kernels talk over a Unix socket, not TCP: over TCP every kernel warns that its unencrypted
-# traffic is readable by the machine's other users. MyST-NB passes no kernel configuration,
-# so the transport's default is set on the class.
-KernelManager.transport.default_value = "ipc"
 
 # The notebooks live in notebooks/ (where the tests run them); copy them into the source tree.
 NOTEBOOKS = pathlib.Path(__file__).resolve().parent / "notebooks"
