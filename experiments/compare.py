@@ -35,6 +35,12 @@ and 3 (the preset's α) and type 2 at α = 1.5; group lasso on the hidden units'
    (train − test accuracy), and per hidden layer the largest singular value
    and the top unit's share of the squared norm.
 
+**Fine-tuning** (``--fine-tune-steps N``, off by default). Every smallest
+network then trains N steps of plain SGD (the preset's learning rate and
+batch size, the same minibatches for every method), its removed units held
+at zero (:func:`htsgd_jax.fine_tune`); its test accuracy is reported beside
+the pruned network's, at the same size.
+
 **Budget.** By default (``--budget converge``) every run stops at the
 preset's train-accuracy target, as the paper trains, or at the preset's
 ``compare_steps`` cap; ``--budget fixed`` trains every run for the whole cap.
@@ -156,6 +162,14 @@ def parser() -> argparse.ArgumentParser:
     help="converge: each run stops at the preset's train-accuracy target, or at its step cap;"
     " fixed: every run trains the whole step cap (default: %(default)s)",
   )
+  parser.add_argument(
+    "--fine-tune-steps",
+    type=int,
+    default=0,
+    help="fine-tune every smallest network for this many steps of plain SGD (the preset's lr"
+    " and batch size, the same minibatches for every method, removed units held at zero) and"
+    " report its test accuracy beside the pruned one; 0: no fine-tuning (default: %(default)s)",
+  )
   add_compute_dtype_flag(parser)
   add_run_flags(parser, "retrain every run, replacing its files")
   return parser
@@ -186,6 +200,8 @@ def main(argv=None) -> int:
     usage_error(f"--eps are radii, finite and > 0; got {list(eps)}.")
   if args.robust_examples < 1:
     usage_error(f"--robust-examples must be >= 1; got {args.robust_examples}.")
+  if args.fine_tune_steps < 0:
+    usage_error(f"--fine-tune-steps must be >= 0; got {args.fine_tune_steps}.")
   widths = args.widths or [exp.noisy.width]
   if any(w < 1 for w in widths) or len(set(widths)) < len(widths):
     usage_error(f"--widths must be distinct and >= 1; got {widths}.")

@@ -45,6 +45,7 @@ def compare_table(rows: list[dict], delta: float) -> str:
     by_method[r["method"]].append(r)
   plain = {r["seed"]: r for r in by_method.get("plain", [])}
   full = rows[0]["full_parameters"]
+  tune_steps = rows[0].get("fine_tune_steps")
   lines = [
     f"Smallest network within {delta:g} point(s) of plain SGD's test accuracy (same seed);"
     f" full network: {full:,} parameters, {rows[0]['full_flops']:,} FLOPs per example,"
@@ -52,8 +53,9 @@ def compare_table(rows: list[dict], delta: float) -> str:
     f" {np.median([r['full_latency_b1000_ms'] for r in rows]):.2f} ms at batch 1000.\n",
     "| method | strength | seeds | test acc. | reached target | units kept (%) |"
     " parameters kept (%) | p vs plain | pruned test acc. | FLOPs kept (%) |"
-    " latency b1 (ms) | latency b1000 (ms) | units kept (%), within Δ of itself |",
-    "|" + "---|" * 13,
+    " latency b1 (ms) | latency b1000 (ms) | units kept (%), within Δ of itself |"
+    + (f" pruned test acc. after {tune_steps} fine-tune steps |" if tune_steps else ""),
+    "|" + "---|" * (14 if tune_steps else 13),
   ]
   for method in [m for m in METHODS if m in by_method]:
     rs = sorted(by_method[method], key=lambda r: r["seed"])
@@ -72,12 +74,22 @@ def compare_table(rows: list[dict], delta: float) -> str:
       f" | {mean_std([r['compact_latency_b1_ms'] for r in rs], '{:.3f}')}"
       f" | {mean_std([r['compact_latency_b1000_ms'] for r in rs], '{:.2f}')}"
       f" | {mean_std([100 * r['own_units_kept'] for r in rs], '{:.1f}')} |"
+      + (f" {fine_tuned(rs)} |" if tune_steps else "")
     )
   lines.append(
     "\nA run whose unpruned network misses the target counts at full size. Latency: median of"
     " interleaved timings of the compact and the full network (jit, this machine)."
   )
   return "\n".join(lines) + "\n"
+
+
+def fine_tuned(rows: list[dict]) -> str:
+  """Mean ± std of the fine-tuned accuracies, saying how many runs diverged (None)."""
+  accs = [r["fine_tuned_test_accuracy"] for r in rows]
+  finite = [a for a in accs if a is not None]
+  diverged = len(accs) - len(finite)
+  text = mean_std(finite) if finite else "—"
+  return text + (f" (diverged {diverged} of {len(accs)})" if diverged else "")
 
 
 def pareto_plot(rows: list[dict], curves: list[dict], reference: float, delta: float, path):
@@ -218,14 +230,18 @@ def widths_table(rows: list[dict], delta: float) -> str:
   p-values are paired t-tests of parameters kept (same seeds) against plain
   SGD and against group lasso at the same width.
   """
+  tune_steps = rows[0].get("fine_tune_steps")
   lines = [
     f"Smallest network within {delta:g} point(s) of plain SGD's test accuracy (same seed), per"
     " width: hidden units kept per layer and parameters kept (% of the full network),"
     " mean ± std over seeds. A run whose unpruned network misses the target counts at full"
-    " size.\n",
+    " size."
+    + (f" Fine-tuning: {tune_steps} steps of plain SGD at that size." if tune_steps else "")
+    + "\n",
     "| width | method | strength | seeds | reach target | units kept per layer |"
-    " params kept (%) | p vs plain | p vs group lasso |",
-    "|" + "---|" * 9,
+    " params kept (%) | p vs plain | p vs group lasso | pruned test acc. |"
+    + (" after fine-tuning |" if tune_steps else ""),
+    "|" + "---|" * (11 if tune_steps else 10),
   ]
   for width in sorted({r["width"] for r in rows}):
     at_width = [r for r in rows if r["width"] == width]
@@ -247,7 +263,8 @@ def widths_table(rows: list[dict], delta: float) -> str:
         f" | {sum(r['reached_target'] for r in rs)}/{len(rs)}"
         f" | {mean_std([r['units_kept'] * width for r in rs], '{:.1f}')}"
         f" | {mean_std([100 * r['parameters_kept'] for r in rs], '{:.1f}')}"
-        f" | {ps[0]} | {ps[1]} |"
+        f" | {ps[0]} | {ps[1]} | {mean_std([r['pruned_test_accuracy'] for r in rs])} |"
+        + (f" {fine_tuned(rs)} |" if tune_steps else "")
       )
   return "\n".join(lines) + "\n"
 

@@ -89,6 +89,12 @@ def run(
   rows, curves, smallest_params = smallest.evaluate_methods(
     trained, dataset, args.delta, args.timing_repeats
   )
+  if args.fine_tune_steps:
+    steps = args.fine_tune_steps
+    print(f"[{name}] 3b. fine-tuning every smallest network: {steps} steps of plain SGD")
+    tuned = smallest.fine_tuned_accuracy(trained, smallest_params, dataset, steps)
+    for row, accuracy in zip(rows, tuned):
+      row.update(fine_tune_steps=steps, fine_tuned_test_accuracy=accuracy)
   print(f"[{name}] 4. robustness, generalisation gap and spectra, full and smallest networks")
   for row, more in zip(
     rows, sensitivity.measure(trained, smallest_params, dataset, eps, args.robust_examples)

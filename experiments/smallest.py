@@ -2,7 +2,8 @@
 
 The search is :func:`experiments.tuning.search` (on the test split); the
 smallest version is built with :func:`htsgd_jax.compact_dense`, checked to
-compute its masked version's logits, and timed against the full network.
+compute its masked version's logits, and timed against the full network;
+optionally it is fine-tuned (:func:`fine_tuned_accuracy`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from experiments import tuning
 from experiments.analysis import apply_fn
 from experiments.tuning import Trained
 from htsgd_jax import columns as columns_lib
-from htsgd_jax import compression, pruning
+from htsgd_jax import compression, finetune, pruning
 from htsgd_jax.data import Dataset
+from htsgd_jax.train import evaluate
 
 LATENCY_BATCHES = (1, 1000)
 
@@ -84,6 +86,39 @@ def measure(
     rows.append(row)
     smallest.append(masked)
   return rows, smallest
+
+
+def fine_tuned_accuracy(
+  trained: list[Trained], smallest: list, dataset: Dataset, steps: int
+) -> list[float | None]:
+  """Test accuracy (%) of every smallest network after ``steps`` of plain SGD, its size held.
+
+  The same for every method: the run's learning rate and batch size, the
+  same minibatches (:func:`htsgd_jax.fine_tune`). One method's runs are
+  tuned at once, to bound memory. None where fine-tuning diverged.
+  """
+  cfg = trained[0].config
+  apply = apply_fn(cfg, dataset.num_classes)
+  accuracy = jax.jit(
+    jax.vmap(lambda p: evaluate(apply, p, dataset.x_test, dataset.y_test, cfg.eval_batch_size)[1])
+  )
+  out: list[float | None] = [None] * len(trained)
+  for method in dict.fromkeys(t.method for t in trained):
+    idx = [i for i, t in enumerate(trained) if t.method == method]
+    tuned = finetune.fine_tune(
+      apply,
+      [smallest[i] for i in idx],
+      dataset.x_train,
+      dataset.y_train,
+      steps,
+      cfg.lr,
+      min(cfg.batch_size, len(dataset.y_train)),
+    )
+    accs = np.asarray(accuracy(compression.stack(tuned)))
+    for i, params, a in zip(idx, tuned, accs):
+      finite = all(bool(np.isfinite(leaf).all()) for leaf in jax.tree.leaves(params))
+      out[i] = float(a) if finite else None
+  return out
 
 
 def curve_parameters(trained: list[Trained], found, conv_column: str) -> np.ndarray:
