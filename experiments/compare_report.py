@@ -54,7 +54,11 @@ def compare_table(rows: list[dict], delta: float) -> str:
     "| method | strength | seeds | test acc. | reached target | units kept (%) |"
     " parameters kept (%) | p vs plain | pruned test acc. | FLOPs kept (%) |"
     " latency b1 (ms) | latency b1000 (ms) | units kept (%), within Δ of itself |"
-    + (f" pruned test acc. after {tune_steps} fine-tune steps |" if tune_steps else ""),
+    + (
+      f" after {tune_steps} fine-tune steps: reach target, params kept (%), test acc. |"
+      if tune_steps
+      else ""
+    ),
     "|" + "---|" * (14 if tune_steps else 13),
   ]
   for method in [m for m in METHODS if m in by_method]:
@@ -74,7 +78,7 @@ def compare_table(rows: list[dict], delta: float) -> str:
       f" | {mean_std([r['compact_latency_b1_ms'] for r in rs], '{:.3f}')}"
       f" | {mean_std([r['compact_latency_b1000_ms'] for r in rs], '{:.2f}')}"
       f" | {mean_std([100 * r['own_units_kept'] for r in rs], '{:.1f}')} |"
-      + (f" {fine_tuned(rs)} |" if tune_steps else "")
+      + (" {}; {}; {} |".format(*fine_tuned(rs)) if tune_steps else "")
     )
   lines.append(
     "\nA run whose unpruned network misses the target counts at full size. Latency: median of"
@@ -83,13 +87,18 @@ def compare_table(rows: list[dict], delta: float) -> str:
   return "\n".join(lines) + "\n"
 
 
-def fine_tuned(rows: list[dict]) -> str:
-  """Mean ± std of the fine-tuned accuracies, saying how many runs diverged (None)."""
-  accs = [r["fine_tuned_test_accuracy"] for r in rows]
-  finite = [a for a in accs if a is not None]
-  diverged = len(accs) - len(finite)
-  text = mean_std(finite) if finite else "—"
-  return text + (f" (diverged {diverged} of {len(accs)})" if diverged else "")
+def fine_tuned(rows: list[dict]) -> tuple[str, str, str]:
+  """After fine-tuning: runs at the target, parameters kept (%), test accuracy; mean ± std.
+
+  Runs whose fine-tuning diverged are left out of the means and counted.
+  """
+  done = [r for r in rows if r["fine_tuned_test_accuracy"] is not None]
+  diverged = len(rows) - len(done)
+  reach = f"{sum(r['fine_tuned_reached_target'] for r in done)}/{len(rows)}" + (
+    f" (diverged {diverged})" if diverged else ""
+  )
+  kept = mean_std([100 * r["fine_tuned_parameters_kept"] for r in done], "{:.1f}")
+  return reach, kept, mean_std([r["fine_tuned_test_accuracy"] for r in done])
 
 
 def pareto_plot(rows: list[dict], curves: list[dict], reference: float, delta: float, path):
@@ -236,12 +245,18 @@ def widths_table(rows: list[dict], delta: float) -> str:
     " width: hidden units kept per layer and parameters kept (% of the full network),"
     " mean ± std over seeds. A run whose unpruned network misses the target counts at full"
     " size."
-    + (f" Fine-tuning: {tune_steps} steps of plain SGD at that size." if tune_steps else "")
+    + (
+      f" Fine-tuned: that network after {tune_steps} steps of plain SGD, removed units held"
+      " removed; its size counts the units it really has (group lasso zeroes units of a network"
+      " that may count at full size), and it reaches the target if its accuracy does."
+      if tune_steps
+      else ""
+    )
     + "\n",
     "| width | method | strength | seeds | reach target | units kept per layer |"
     " params kept (%) | p vs plain | p vs group lasso | pruned test acc. |"
-    + (" after fine-tuning |" if tune_steps else ""),
-    "|" + "---|" * (11 if tune_steps else 10),
+    + (" fine-tuned: reach target | params kept (%) | test acc. |" if tune_steps else ""),
+    "|" + "---|" * (13 if tune_steps else 10),
   ]
   for width in sorted({r["width"] for r in rows}):
     at_width = [r for r in rows if r["width"] == width]
@@ -264,7 +279,7 @@ def widths_table(rows: list[dict], delta: float) -> str:
         f" | {mean_std([r['units_kept'] * width for r in rs], '{:.1f}')}"
         f" | {mean_std([100 * r['parameters_kept'] for r in rs], '{:.1f}')}"
         f" | {ps[0]} | {ps[1]} | {mean_std([r['pruned_test_accuracy'] for r in rs])} |"
-        + (f" {fine_tuned(rs)} |" if tune_steps else "")
+        + (" {} | {} | {} |".format(*fine_tuned(rs)) if tune_steps else "")
       )
   return "\n".join(lines) + "\n"
 

@@ -18,6 +18,7 @@ from experiments.cli import usage_error
 from experiments.files import write_csv, write_text
 from experiments.methods import method_config, strength_grid
 from htsgd_jax import records
+from htsgd_jax.compression import ACCURACY_TOLERANCE
 from htsgd_jax.data import Dataset
 
 
@@ -92,9 +93,10 @@ def run(
   if args.fine_tune_steps:
     steps = args.fine_tune_steps
     print(f"[{name}] 3b. fine-tuning every smallest network: {steps} steps of plain SGD")
-    tuned = smallest.fine_tuned_accuracy(trained, smallest_params, dataset, steps)
-    for row, accuracy in zip(rows, tuned):
-      row.update(fine_tune_steps=steps, fine_tuned_test_accuracy=accuracy)
+    for row, tuned in zip(rows, smallest.fine_tuned(trained, smallest_params, dataset, steps)):
+      accuracy = tuned["fine_tuned_test_accuracy"]
+      reached = accuracy is not None and accuracy >= row["target_accuracy"] - ACCURACY_TOLERANCE
+      row.update(tuned, fine_tune_steps=steps, fine_tuned_reached_target=reached)
   print(f"[{name}] 4. robustness, generalisation gap and spectra, full and smallest networks")
   for row, more in zip(
     rows, sensitivity.measure(trained, smallest_params, dataset, eps, args.robust_examples)

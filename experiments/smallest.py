@@ -88,21 +88,24 @@ def measure(
   return rows, smallest
 
 
-def fine_tuned_accuracy(
-  trained: list[Trained], smallest: list, dataset: Dataset, steps: int
-) -> list[float | None]:
-  """Test accuracy (%) of every smallest network after ``steps`` of plain SGD, its size held.
+def fine_tuned(trained: list[Trained], smallest: list, dataset: Dataset, steps: int) -> list[dict]:
+  """Every smallest network after ``steps`` of plain SGD, its removed units held removed.
 
   The same for every method: the run's learning rate and batch size, the
   same minibatches (:func:`htsgd_jax.fine_tune`). One method's runs are
-  tuned at once, to bound memory. None where fine-tuning diverged.
+  tuned at once, to bound memory. Returns per run its test accuracy (%) and
+  the parameters its compact version keeps, as a fraction of the full
+  network: a network counted at full size because it misses the target
+  unpruned (group lasso's can) is counted here by the units it really has.
+  Both are None where fine-tuning diverged.
   """
   cfg = trained[0].config
   apply = apply_fn(cfg, dataset.num_classes)
   accuracy = jax.jit(
     jax.vmap(lambda p: evaluate(apply, p, dataset.x_test, dataset.y_test, cfg.eval_batch_size)[1])
   )
-  out: list[float | None] = [None] * len(trained)
+  full = pruning.dense_cost(trained[0].params)["parameters"]
+  out = [dict(fine_tuned_test_accuracy=None, fine_tuned_parameters_kept=None) for _ in trained]
   for method in dict.fromkeys(t.method for t in trained):
     idx = [i for i, t in enumerate(trained) if t.method == method]
     tuned = finetune.fine_tune(
@@ -116,8 +119,9 @@ def fine_tuned_accuracy(
     )
     accs = np.asarray(accuracy(compression.stack(tuned)))
     for i, params, a in zip(idx, tuned, accs):
-      finite = all(bool(np.isfinite(leaf).all()) for leaf in jax.tree.leaves(params))
-      out[i] = float(a) if finite else None
+      if all(bool(np.isfinite(leaf).all()) for leaf in jax.tree.leaves(params)):
+        kept = pruning.dense_cost(pruning.compact_dense(params).params)["parameters"]
+        out[i] = dict(fine_tuned_test_accuracy=float(a), fine_tuned_parameters_kept=kept / full)
   return out
 
 

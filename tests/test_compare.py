@@ -355,10 +355,15 @@ def test_compare_across_widths_with_a_fixed_budget(tmp_path, capsys):
   rows = list(csv.DictReader(open(tmp_path / "widths.csv")))
   assert sorted({int(r["width"]) for r in rows}) == [16, 32] and len(rows) == 2 * 3 * 3
   # Fine-tuning at the smallest size wins accuracy back: reported beside the pruned accuracy.
-  assert "after fine-tuning" in table and "30 steps of plain SGD" in table
+  assert "fine-tuned: reach target" in table and "30 steps of plain SGD" in table
   pruned = np.asarray([float(r["pruned_test_accuracy"]) for r in rows])
   tuned = np.asarray([float(r["fine_tuned_test_accuracy"]) for r in rows])
   assert tuned.mean() > pruned.mean()
+  for r in rows:
+    # Fine-tuning keeps removed units removed: never larger than the network it started from.
+    assert float(r["fine_tuned_parameters_kept"]) <= float(r["parameters_kept"]) + 1e-12
+    reached = float(r["fine_tuned_test_accuracy"]) >= float(r["target_accuracy"]) - 1e-4
+    assert r["fine_tuned_reached_target"] == str(reached)
   assert "30 fine-tune steps" in (tmp_path / "n32" / "compare.md").read_text()
   assert (tmp_path / "widths.png").stat().st_size > 0
 
