@@ -8,7 +8,6 @@ import pathlib
 import shutil
 import sys
 
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
