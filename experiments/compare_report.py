@@ -293,6 +293,7 @@ def widths_plot(rows: list[dict], delta: float, path) -> None:
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  from matplotlib.ticker import NullLocator
 
   widths = sorted({r["width"] for r in rows})
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -314,6 +315,9 @@ def widths_plot(rows: list[dict], delta: float, path) -> None:
   axes[1].set(xscale="log", ylabel="parameters kept (% of the full network)", ylim=(0, 100))
   for ax in axes:
     ax.set(xlabel="width n")
+    # The widths themselves as ticks: log axes' default minor labels overlap here.
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.grid(alpha=0.3, which="both")
   axes[0].legend(fontsize=7)
   fig.suptitle(
