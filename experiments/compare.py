@@ -49,7 +49,9 @@ preset's train-accuracy target, as the paper trains, or at the preset's
 (tuning included) at each width, in ``OUT/n<width>/``, then writes
 ``widths.md`` (units and parameters kept at equal accuracy per width and
 method, paired t-tests against plain SGD and group lasso), ``widths.csv``
-and ``widths.png`` (both against width, one line per method).
+and ``widths.png`` (both against width, one line per method). A width may
+also run alone (``--widths 2000``, elsewhere); ``experiments.gather_widths``
+then writes these reports across the widths' folders.
 
 Reports in ``OUT`` (default ``results/compare_<preset>``):
 
@@ -208,7 +210,6 @@ def main(argv=None) -> int:
   methods = ("plain", *(m for m in args.methods if m != "plain"))
   # What the work needs (JAX among it), imported once the command line is known to be good.
   from experiments import compare_report, comparison, pipeline
-  from experiments.files import write_csv, write_text
 
   # Everything is checked and loaded before the first program compiles.
   plans = [
@@ -240,10 +241,7 @@ def main(argv=None) -> int:
     by_width[plan.exp.noisy.width] = rows
   if args.widths:
     rows = [r for w in sorted(by_width) for r in by_width[w]]
-    table = compare_report.widths_table(rows, args.delta)
-    write_text(out / "widths.md", table)
-    write_csv(out / "widths.csv", rows)
-    compare_report.widths_plot(rows, args.delta, out / "widths.png")
+    table = compare_report.write_widths(rows, args.delta, out)
     print(f"\n{table}\nwritten to {out}/ (widths.md, widths.csv, widths.png; n<width>/ each)")
   return 0
 

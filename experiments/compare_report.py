@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from experiments.files import save_figure
+from experiments.files import save_figure, write_csv, write_text
 from experiments.methods import METHODS, strength_label
 from experiments.report import mean_std
 
@@ -325,3 +325,15 @@ def widths_plot(rows: list[dict], delta: float, path) -> None:
   )
   fig.tight_layout()
   save_figure(fig, path)
+
+
+def write_widths(rows: list[dict], delta: float, out, footer: str = "") -> str:
+  """Writes ``widths.md`` (with ``footer`` below the table), ``widths.csv`` and ``widths.png``.
+
+  Returns the table.
+  """
+  table = widths_table(rows, delta)
+  write_text(out / "widths.md", table + footer)
+  write_csv(out / "widths.csv", rows)
+  widths_plot(rows, delta, out / "widths.png")
+  return table

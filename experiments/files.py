@@ -1,4 +1,5 @@
-"""Writing result files atomically: a failed write (disk full, quota) leaves the previous file.
+"""Writing result files atomically (a failed write, disk full or quota, leaves the previous file)
+and reading them back.
 
 Cells and values without meaning (None, NaN, inf) are written empty, never as ``nan``.
 """
@@ -34,6 +35,36 @@ def write_csv(path: pathlib.Path, rows: list[dict], fields: Sequence[str] | None
   writer.writeheader()
   writer.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
   write_text(path, text.getvalue())
+
+
+def read_csv(path: pathlib.Path) -> list[dict]:
+  """Reads a CSV that :func:`write_csv` wrote, with its cells' types back.
+
+  Empty cells are None; ``True``/``False`` are booleans; numbers are ints or
+  floats; anything else stays a string.
+
+  Example:
+    >>> import tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.csv"
+    >>> write_csv(path, [dict(method="type2", seed=1, kept=0.25, ok=True, p=float("nan"))])
+    >>> read_csv(path)
+    [{'method': 'type2', 'seed': 1, 'kept': 0.25, 'ok': True, 'p': None}]
+  """
+  with open(path, newline="") as f:
+    return [{k: _typed_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _typed_cell(text: str):
+  if text == "":
+    return None
+  if text in ("True", "False"):
+    return text == "True"
+  for parse in (int, float):
+    try:
+      return parse(text)
+    except ValueError:
+      pass
+  return text
 
 
 def write_text(path: pathlib.Path, text: str) -> None:

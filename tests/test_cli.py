@@ -140,7 +140,7 @@ def test_a_command_without_the_packages_says_how_to_set_up():
   assert "bash .ci/setup.sh" in out.stderr and "Traceback" not in out.stderr
 
 
-COMMANDS = ("train", "reproduce", "sweep", "compare", "mean_field", "paired")
+COMMANDS = ("train", "reproduce", "sweep", "compare", "gather_widths", "mean_field", "paired")
 
 
 def test_help_answers_before_jax_is_imported():

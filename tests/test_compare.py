@@ -367,6 +367,17 @@ def test_compare_across_widths_with_a_fixed_budget(tmp_path, capsys):
   assert "30 fine-tune steps" in (tmp_path / "n32" / "compare.md").read_text()
   assert (tmp_path / "widths.png").stat().st_size > 0
 
+  # The same widths gathered from their folders (as if each had run alone): the same reports.
+  from experiments import gather_widths
+
+  gathered = tmp_path / "gathered"
+  assert (
+    gather_widths.main([str(tmp_path / "n32"), str(tmp_path / "n16"), "--out", str(gathered)]) == 0
+  )
+  assert (gathered / "widths.csv").read_bytes() == (tmp_path / "widths.csv").read_bytes()
+  assert (gathered / "widths.md").read_text().startswith(table)
+  assert f"from `{tmp_path / 'n32'}`, `{tmp_path / 'n16'}`." in (gathered / "widths.md").read_text()
+
 
 @pytest.mark.parametrize(
   "flags, message",

@@ -280,7 +280,7 @@ def test_train_prints_json_without_bare_nan(tmp_path, capsys):
   json.dumps(summary, allow_nan=False)
 
 
-COMMANDS = ["train", "sweep", "reproduce", "compare", "mean_field"]
+COMMANDS = ["train", "sweep", "reproduce", "compare", "gather_widths", "mean_field"]
 
 
 def _help(module: str) -> subprocess.CompletedProcess:
