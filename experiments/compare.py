@@ -2,7 +2,7 @@
 
   python -m experiments.compare --preset ecg5000_fcn:quick
   python -m experiments.compare --preset mnist_fcn:quick
-  python -m experiments.compare --preset ecg5000_fcn:quick --widths 250 500 1000 2000 4000
+  python -m experiments.compare --preset ecg5000_fcn:widths --fine-tune-steps 300
 
 The methods a practitioner would try, all with the preset's data, width,
 learning rate, batch size, step budget and seeds: plain SGD; Gaussian
@@ -45,8 +45,8 @@ the pruned network's, at the same size.
 preset's train-accuracy target, as the paper trains, or at the preset's
 ``compare_steps`` cap; ``--budget fixed`` trains every run for the whole cap.
 
-**Across widths.** ``--widths 250 500 1000`` runs the whole protocol
-(tuning included) at each width, in ``OUT/n<width>/``, then writes
+**Across widths.** ``--widths 250 500 1000`` (or a ``NAME:widths`` preset)
+runs the whole protocol (tuning included) at each width, in ``OUT/n<width>/``, then writes
 ``widths.md`` (units and parameters kept at equal accuracy per width and
 method, paired t-tests against plain SGD and group lasso), ``widths.csv``
 and ``widths.png`` (both against width, one line per method). A width may
@@ -155,7 +155,7 @@ def parser() -> argparse.ArgumentParser:
     nargs="+",
     default=None,
     help="compare at each of these hidden widths (OUT/n<width>/ each, then widths.md and"
-    " widths.png across them) (default: the preset's width only)",
+    " widths.png across them) (default: the preset's widths: NAME:widths has several)",
   )
   parser.add_argument(
     "--budget",
@@ -204,7 +204,8 @@ def main(argv=None) -> int:
     usage_error(f"--robust-examples must be >= 1; got {args.robust_examples}.")
   if args.fine_tune_steps < 0:
     usage_error(f"--fine-tune-steps must be >= 0; got {args.fine_tune_steps}.")
-  widths = args.widths or [exp.noisy.width]
+  widths = args.widths or list(exp.widths) or [exp.noisy.width]
+  across = bool(args.widths or exp.widths)  # OUT/n<width>/ each, then widths.md
   if any(w < 1 for w in widths) or len(set(widths)) < len(widths):
     usage_error(f"--widths must be distinct and >= 1; got {widths}.")
   methods = ("plain", *(m for m in args.methods if m != "plain"))
@@ -214,7 +215,7 @@ def main(argv=None) -> int:
   # Everything is checked and loaded before the first program compiles.
   plans = [
     comparison.Plan(
-      exp.at_width(w) if args.widths else exp,
+      exp.at_width(w) if across else exp,
       methods,
       seeds,
       tuple(args.tuning_seeds),
@@ -234,12 +235,12 @@ def main(argv=None) -> int:
 
   by_width = {}
   for plan in plans:
-    width_out = out / f"n{plan.exp.noisy.width}" if args.widths else out
+    width_out = out / f"n{plan.exp.noisy.width}" if across else out
     rows, stop = comparison.run(plan, validation_data, dataset, width_out, args, eps)
     if stop:
       return pipeline.stopped(stop)
     by_width[plan.exp.noisy.width] = rows
-  if args.widths:
+  if across:
     rows = [r for w in sorted(by_width) for r in by_width[w]]
     table = compare_report.write_widths(rows, args.delta, out)
     print(f"\n{table}\nwritten to {out}/ (widths.md, widths.csv, widths.png; n<width>/ each)")

@@ -102,10 +102,36 @@ def test_list_shows_every_preset_its_variants_and_commands(capsys):
   assert reproduce.main(["--list"]) == 0
   lines = capsys.readouterr().out.splitlines()
   listed = {line.split()[0]: line for line in lines}
-  assert set(listed) == {*GROUPS, *NAMES, *(f"{n}:quick" for n in NAMES)}
+  widths = {"ecg5000_fcn:widths", "mnist_fcn:widths"}
+  assert set(listed) == {*GROUPS, *NAMES, *(f"{n}:quick" for n in NAMES), *widths}
   assert listed["quick"].endswith(" reproduce")
   assert listed["ecg5000_fcn:quick"].endswith("reproduce, sweep, compare")
   assert listed["cifar10_vgg:quick"].endswith("reproduce, sweep")  # compare: FCN only
+  # Several widths: sweep, whose widths are its own flag, does not take them.
+  assert listed["mnist_fcn:widths"].endswith("reproduce, compare")
+  assert "n=500/1000/2000/5000" in listed["mnist_fcn:widths"]
+
+
+def test_a_widths_preset_is_its_quick_variant_at_several_widths(capsys):
+  import dataclasses
+
+  from experiments import sweep
+  from experiments.presets import get_experiments
+
+  # The widths.
+  for name, widths in (
+    ("ecg5000_fcn", (250, 500, 1000, 2000, 4000)),
+    ("mnist_fcn", (500, 1000, 2000, 5000)),
+  ):
+    (exp,) = get_experiments(f"{name}:widths", "compare")
+    (quick,) = get_experiments(f"{name}:quick", "compare")
+    assert exp.widths == widths and exp.name == f"{name}_widths"
+    assert dataclasses.replace(exp, name=quick.name, widths=()) == quick
+    # One width of it is that width alone: the quick variant's runs there.
+    assert exp.at_width(2000).widths == () and exp.at_width(2000).noisy.width == 2000
+  with pytest.raises(SystemExit):
+    sweep.main(["--preset", "mnist_fcn:widths"])
+  assert "--preset mnist_fcn:quick --widths 500 1000 2000 5000" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["sweep", "compare"])

@@ -330,11 +330,12 @@ def test_compare_across_widths_with_a_fixed_budget(tmp_path, capsys):
       target_accuracy=50.0, noise_type=2, alpha=1.75, sigma=0.05, converge_on="before_noise",
     ),
     seeds=(1, 2, 3),
+    widths=(16, 32),  # as NAME:widths presets set them
     group_lasso_grid=(0.1,),
   )  # fmt: skip
   argv = [
     "--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--timing-repeats", "1",
-    "--widths", "16", "32", "--methods", "type2", "group_lasso", "--budget", "fixed",
+    "--methods", "type2", "group_lasso", "--budget", "fixed",
     "--tuning-seeds", "101", "--fine-tune-steps", "30",
   ]  # fmt: skip
   with pytest.MonkeyPatch.context() as mp:

@@ -2,10 +2,14 @@
 
 Every module defines ``get_config(variant)`` returning an :class:`Experiment`
 (``variant`` is ``"full"``, the paper's setting, or ``"quick"``, minutes on a
-2-core CPU with the same comparison). Its docstring holds the exact command.
+2-core CPU with the same comparison; a module whose ``VARIANTS`` names
+``"widths"`` also has the quick variant at several widths, for
+``experiments.compare``'s comparison across widths). Its docstring holds the
+exact command.
 
 ``--preset NAME`` runs ``NAME``'s full variant, ``NAME:quick`` its quick one,
-and ``quick`` the README's main job (ECG5000 and MNIST, quick variants).
+``NAME:widths`` its widths one, and ``quick`` the README's main job (ECG5000
+and MNIST, quick variants).
 """
 
 from __future__ import annotations
@@ -53,14 +57,17 @@ class Experiment:
   robust_eps: tuple[float, ...] = (0.05, 0.1, 0.2)
 
   def at_width(self, width: int) -> Experiment:
-    """The same experiment at another hidden width, named for it.
+    """The same experiment at one other hidden width, named for it.
 
     Example:
       >>> get_experiments("ecg5000_fcn:quick")[0].at_width(500).name
       'ecg5000_fcn_quick_n500'
     """
     return dataclasses.replace(
-      self, name=f"{self.name}_n{width}", noisy=dataclasses.replace(self.noisy, width=width)
+      self,
+      name=f"{self.name}_n{width}",
+      noisy=dataclasses.replace(self.noisy, width=width),
+      widths=(),
     )
 
   def with_compute_dtype(self, dtype: str | None) -> Experiment:
@@ -103,13 +110,29 @@ def get_experiments(preset: str, command: str = "reproduce") -> list[Experiment]
     return [e for p in GROUPS[preset] for e in get_experiments(p, command)]
   name, _, variant = preset.partition(":")
   variant = variant or "full"
-  if name not in NAMES or variant not in ("full", "quick"):
+  if name not in NAMES or variant not in variants(name):
     raise ValueError(
       f"unknown preset {preset!r}; {command} takes {', '.join(choices(command))}"
       " (--list in experiments.reproduce says what each is)."
     )
+  exp = importlib.import_module(f"experiments.presets.{name}").get_config(variant)
+  if exp.widths and command == "sweep":
+    raise ValueError(
+      f"{preset!r} runs several widths; sweep takes one preset width and its own --widths"
+      f" (e.g. --preset {name}:quick --widths {' '.join(map(str, exp.widths))})."
+    )
+  return [exp]
+
+
+def variants(name: str) -> tuple[str, ...]:
+  """The variants preset module ``name`` defines: full and quick, and widths in some.
+
+  Example:
+    >>> variants("mnist_fcn"), variants("cifar10_vgg")
+    (('full', 'quick', 'widths'), ('full', 'quick'))
+  """
   module = importlib.import_module(f"experiments.presets.{name}")
-  return [module.get_config(variant)]
+  return getattr(module, "VARIANTS", ("full", "quick"))
 
 
 def commands_taking(preset: str) -> tuple[str, ...]:
@@ -122,12 +145,13 @@ def commands_taking(preset: str) -> tuple[str, ...]:
   if preset in GROUPS:
     return ("reproduce",)  # several experiments: sweep and compare take one
   (exp,) = get_experiments(preset)
-  return ("reproduce", "sweep") + (("compare",) if exp.noisy.model == "fcn" else ())
+  sweep = () if exp.widths else ("sweep",)  # sweep's widths are its own flag
+  return ("reproduce", *sweep) + (("compare",) if exp.noisy.model == "fcn" else ())
 
 
 def choices(command: str = "reproduce") -> list[str]:
   """Every preset name (groups, NAME, NAME:quick) that ``command`` takes."""
-  names = [*GROUPS, *(v for n in NAMES for v in (n, f"{n}:quick"))]
+  names = [*GROUPS, *(n if v == "full" else f"{n}:{v}" for n in NAMES for v in variants(n))]
   return [n for n in names if command in commands_taking(n)]
 
 
@@ -140,7 +164,7 @@ def listing() -> str:
     else:
       (exp,) = get_experiments(name)
       c = exp.noisy
-      width = f" n={c.width}" if c.model != "vgg11_wide" else ""
+      width = f" n={'/'.join(map(str, exp.widths or [c.width]))}" if c.model != "vgg11_wide" else ""
       what = f"{c.dataset} {c.model}{width}, {len(exp.seeds)} seeds"
-    lines.append(f"{name:22s} {what:42s} {', '.join(commands_taking(name))}")
+    lines.append(f"{name:22s} {what:46s} {', '.join(commands_taking(name))}")
   return "\n".join(lines)

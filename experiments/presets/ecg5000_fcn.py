@@ -35,10 +35,21 @@ What noise buys against the other ways to a small network, at equal
 accuracy (tuned on a validation split, 5 seeds; the README has the answer)::
 
   python -m experiments.compare --preset ecg5000_fcn:quick
+
+The same comparison across widths (the quick variant at n = 250, 500, 1000,
+2000 and 4000; each width tuned on its own; ``OUT/n<width>/`` each, then
+``widths.md`` and ``widths.png``; ``docs/compression.md`` has the numbers)::
+
+  python -m experiments.compare --preset ecg5000_fcn:widths --fine-tune-steps 300
 """
+
+import dataclasses
 
 from experiments.presets import Experiment
 from htsgd_jax.config import TrainConfig
+
+VARIANTS = ("full", "quick", "widths")
+WIDTHS = (250, 500, 1000, 2000, 4000)
 
 
 def get_config(variant: str = "full") -> Experiment:
@@ -60,6 +71,8 @@ def get_config(variant: str = "full") -> Experiment:
   compare = dict(
     group_lasso_grid=(0.05, 0.1, 0.2, 0.3, 0.5), compare_steps=1000, robust_eps=(0.1, 0.2, 0.5)
   )
+  if variant == "widths":
+    return dataclasses.replace(get_config("quick"), name="ecg5000_fcn_widths", widths=WIDTHS)
   if variant == "quick":
     return Experiment("ecg5000_fcn_quick", noisy, seeds=(1, 2, 3, 4, 5), notes=__doc__, **compare)
   return Experiment("ecg5000_fcn", noisy, notes=__doc__, **compare)

@@ -39,6 +39,13 @@ What noise buys against the other ways to a small network, at equal
 accuracy (tuned on a validation split, 5 seeds; the README has the answer)::
 
   python -m experiments.compare --preset mnist_fcn:quick
+
+The same comparison across widths (the quick variant at n = 500, 1000, 2000
+and 5000; each width tuned on its own; ``OUT/n<width>/`` each, then
+``widths.md`` and ``widths.png``; ``docs/compression.md`` has the numbers
+and what each width took)::
+
+  python -m experiments.compare --preset mnist_fcn:widths --tuning-seeds 101 --fine-tune-steps 300
 """
 
 import dataclasses
@@ -46,7 +53,9 @@ import dataclasses
 from experiments.presets import Experiment
 from htsgd_jax.config import TrainConfig
 
+VARIANTS = ("full", "quick", "widths")
 QUICK_TYPE, QUICK_SIGMA = 2, 0.003
+WIDTHS = (500, 1000, 2000, 5000)
 
 
 def get_config(variant: str = "full") -> Experiment:
@@ -65,6 +74,9 @@ def get_config(variant: str = "full") -> Experiment:
     max_steps=100_000,
     converge_on="before_noise",
   )
+  if variant == "widths":
+    quick = get_config("quick")
+    return dataclasses.replace(quick, name="mnist_fcn_widths", widths=WIDTHS)
   if variant == "quick":
     quick = dataclasses.replace(
       noisy,
