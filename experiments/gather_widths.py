@@ -63,11 +63,12 @@ def read_width(folder: pathlib.Path) -> tuple[list[dict], dict]:
     usage_error(str(err))
   rows = read_csv(folder / "compare.csv")
   missing = [c for c in NEEDED if not rows or c not in rows[0]]
-  if missing or "delta" not in chosen:
+  if missing:
     usage_error(
-      f"{folder}: compare.csv lacks {', '.join(missing) or 'no column'} and chosen.json"
-      f" {'holds' if 'delta' in chosen else 'lacks'} Δ; rerun its experiments.compare command."
+      f"{folder}/compare.csv lacks {', '.join(missing)}; rerun its experiments.compare command."
     )
+  if "delta" not in chosen:
+    usage_error(f"{folder}/chosen.json lacks Δ; rerun its experiments.compare command.")
   if any(r[c] is None for r in rows for c in NEEDED if c != "strength"):
     usage_error(f"{folder}/compare.csv has empty cells where every run has a value.")
   widths = sorted({r["width"] for r in rows})

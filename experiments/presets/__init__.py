@@ -150,7 +150,7 @@ def commands_taking(preset: str) -> tuple[str, ...]:
 
 
 def choices(command: str = "reproduce") -> list[str]:
-  """Every preset name (groups, NAME, NAME:quick) that ``command`` takes."""
+  """Every preset name (groups, NAME and its other variants) that ``command`` takes."""
   names = [*GROUPS, *(n if v == "full" else f"{n}:{v}" for n in NAMES for v in variants(n))]
   return [n for n in names if command in commands_taking(n)]
 
