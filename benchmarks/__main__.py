@@ -19,6 +19,7 @@ ratio is measured under one machine load.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -195,40 +196,77 @@ def bench_step(repeats: int, width: int = 2048, batch: int = 1000) -> list[dict]
   return rows
 
 
+# The products of one step at the authors' MNIST setting: (lhs shape, rhs shape, contracting
+# dims, the dtypes whose training step runs it). The weight gradient x^T.g runs in float32
+# contracted over the gathered batch's axis, in bfloat16 from the batch laid out transposed
+# and contiguous (x_t, htsgd_jax.models.transposed_input_product).
 PRODUCTS = {
-  # name: (lhs shape, rhs shape, contracting dims), at the MNIST setting's sizes
-  "forward x.W": (("batch", 784), (784, "width"), ((1,), (0,))),
-  "backward x^T.g (weight gradient)": (("batch", 784), ("batch", "width"), ((0,), (0,))),
-  "backward g.W^T (input gradient)": (("batch", "width"), (784, "width"), ((1,), (1,))),
+  "forward x.W": (("batch", 784), (784, "width"), ((1,), (0,)), ("float32", "bfloat16")),
+  "weight gradient x^T.g, over x's batch": (
+    ("batch", 784),
+    ("batch", "width"),
+    ((0,), (0,)),
+    ("float32",),
+  ),
+  "weight gradient x_t.g, x_t contiguous": (
+    (784, "batch"),
+    ("batch", "width"),
+    ((1,), (0,)),
+    ("bfloat16",),
+  ),
 }
+
+
+def _mnist_program(width: int, batch: int, dtype: str, steps: int):
+  """The training program's ``steps`` SGD steps at the authors' MNIST setting, timed whole.
+
+  The preset's config (type 1 noise, convergence judged before the noise) on
+  MNIST-shaped random data of 12 batches: gathers, both products, the noise
+  and the update, exactly as in training, without the evaluation.
+  """
+  from experiments.presets import get_experiments
+  from htsgd_jax.data import Dataset
+
+  (exp,) = get_experiments("mnist_fcn")
+  cfg = dataclasses.replace(
+    exp.noisy, width=width, batch_size=batch, compute_dtype=dtype, eval_every=steps
+  )
+  rng = np.random.default_rng(0)
+  n = 12 * batch
+  ds = Dataset(
+    "synthetic",
+    rng.normal(size=(n, 28, 28, 1)).astype(np.float32),
+    rng.integers(0, 10, n).astype(np.int32),
+    rng.normal(size=(10, 28, 28, 1)).astype(np.float32),
+    rng.integers(0, 10, 10).astype(np.int32),
+    10,
+    "numpy",
+  )
+  trainer = Trainer([cfg], ds)
+  data = trainer.placed_data()
+  seeds, hyper = trainer.per_run_inputs()
+  states = trainer.program.init(seeds, hyper)
+  return lambda: trainer.program.steps(states, hyper, jnp.int32(0), data)
 
 
 def bench_mixed_precision(repeats: int, width: int = 5000, batch: int = 5000) -> list[dict]:
   """float32 vs bfloat16 compute: the authors' MNIST step, its products, a VGG11-wide step.
 
-  Each pair is timed in alternation (one machine load). A bfloat16 product
+  The step is the training program's own (12 steps, one epoch, timed whole);
+  each pair is timed in alternation (one machine load). A bfloat16 product
   takes bf16 inputs and accumulates and returns float32, as the models do.
+  The time outside the products is the step less the products its dtype runs.
   """
   rows = []
   sizes = dict(batch=batch, width=width)
+  steps_timed = 12
   step_flops = 2 * batch * (784 * width * 2 + width * 10 * 3)  # forward, x^T.g, classifier's 3
   steps = timed_interleaved(
-    {d: _mnist_step(1, width, batch, d) for d in models.COMPUTE_DTYPES}, max(repeats, 3)
+    {d: _mnist_program(width, batch, d, steps_timed) for d in models.COMPUTE_DTYPES},
+    max(repeats, 3),
   )
-  for d in models.COMPUTE_DTYPES:
-    rows.append(
-      dict(
-        bench="mixed_step",
-        model="fcn",
-        dtype=d,
-        width=width,
-        batch=batch,
-        time=steps[d],
-        gflops=step_flops / steps[d]["median"] / 1e9,
-        speedup=steps["float32"]["median"] / steps[d]["median"],
-      )
-    )
-  for name, (lhs, rhs, contract) in PRODUCTS.items():
+  product_rows = []
+  for name, (lhs, rhs, contract, used_by) in PRODUCTS.items():
     lhs, rhs = (tuple(sizes.get(n, n) for n in shape) for shape in (lhs, rhs))
     a = jax.random.normal(jax.random.key(1), lhs)
     b = jax.random.normal(jax.random.key(2), rhs)
@@ -245,15 +283,34 @@ def bench_mixed_precision(repeats: int, width: int = 5000, batch: int = 5000) ->
 
     times = timed_interleaved({d: product(d) for d in models.COMPUTE_DTYPES}, max(repeats, 3))
     for d in models.COMPUTE_DTYPES:
-      rows.append(
+      product_rows.append(
         dict(
           bench="mixed_product",
           product=name,
           dtype=d,
+          in_step=d in used_by,
           time=times[d],
           gflops=flops / times[d]["median"] / 1e9,
         )
       )
+  for d in models.COMPUTE_DTYPES:
+    per_step = steps[d]["median"] / steps_timed
+    in_products = sum(r["time"]["median"] for r in product_rows if r["dtype"] == d and r["in_step"])
+    rows.append(
+      dict(
+        bench="mixed_step",
+        model="fcn",
+        dtype=d,
+        width=width,
+        batch=batch,
+        time={k: v / steps_timed for k, v in steps[d].items()},
+        gflops=step_flops / per_step / 1e9,
+        speedup=steps["float32"]["median"] / steps[d]["median"],
+        products_s=in_products,
+        outside_products_s=per_step - in_products,
+      )
+    )
+  rows += product_rows
   # VGG11-wide on CIFAR-shaped inputs: convolutions instead of one big product.
   x = jax.random.normal(jax.random.key(1), (128, 32, 32, 3))
   y = jnp.arange(128) % 10
@@ -376,15 +433,22 @@ def table(rows: list[dict]) -> str:
       t = r["time"]
       shape = f"n={r['width']} batch={r['batch']}" if r["model"] == "fcn" else f"batch={r['batch']}"
       rate = f" ({r['gflops']:.0f} GFLOP/s)" if "gflops" in r else ""
+      split = (
+        f"; products {r['products_s'] * 1e3:.0f} ms, outside them"
+        f" {r['outside_products_s'] * 1e3:.0f} ms"
+        if "products_s" in r
+        else ""
+      )
       lines.append(
         f"mixed    {r['model']} step {shape} type 1, {r['dtype']:8s}"
         f"  {t['median'] * 1e3:.0f} ms [{t['min'] * 1e3:.0f}, {t['max'] * 1e3:.0f}]{rate}"
-        f"  {r['speedup']:.2f}x float32"
+        f"  {r['speedup']:.2f}x float32{split}"
       )
     elif b == "mixed_product":
       lines.append(
-        f"mixed    product {r['product']:34s} {r['dtype']:8s}"
+        f"mixed    product {r['product']:40s} {r['dtype']:8s}"
         f"  {r['time']['median'] * 1e3:.0f} ms ({r['gflops']:.0f} GFLOP/s)"
+        + ("  [in the step]" if r["in_step"] else "")
       )
     elif b == "time_to_result":
       lines.append(f"result   quick reproduction (ECG5000 + MNIST, 12 runs): {r['seconds']:.0f} s")

@@ -3,7 +3,10 @@
 Each finished run's parameters are analysed once (:func:`htsgd_jax.analyze`)
 and the result cached as ``analysis.json`` beside its record, sealed and tied
 to the checksum of the parameters it was computed from. A row holds the
-run's config, its status and, unless it diverged, its results.
+run's config, its status, its training history and, unless it diverged, its
+results. Once analysed, a run needs its params no more: its record and
+analysis alone are reported (as the repository's results are, whose params
+are never committed).
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from experiments.cli import usage_error
-from experiments.pipeline import Run, read_checked_record, run_dir
+from experiments.pipeline import (
+  ANALYSIS_FILE,
+  Run,
+  is_finished,
+  read_checked_record,
+  read_kept_analysis,
+  run_dir,
+)
 from htsgd_jax import compression, models, records
 from htsgd_jax.data import Dataset
 from htsgd_jax.train import TrainConfig
-
-ANALYSIS_FILE = "analysis.json"
 
 CSV_FIELDS = (
   "experiment",
@@ -42,6 +50,7 @@ CSV_FIELDS = (
   "lr",
   "batch_size",
   "wall_time_s",
+  "params",
   "run_dir",
 )
 
@@ -56,14 +65,25 @@ def analyse(
   those parameters (``params_sha256``) and is itself unedited. A diverged
   run gets a row without results: it is counted, never averaged.
   """
-  rows, pending = [], defaultdict(list)
+  rows, pending, neither = [], defaultdict(list), []
   for arm, name, cfg in runs:
     path = run_dir(out, name, cfg)
     record = read_checked_record(path, cfg)
-    if not records.is_finished(path, record):
+    if not is_finished(path, record):
+      if record and record.get("status") in records.FINISHED:
+        neither.append(path.name)
       continue
     if record["status"] == "diverged":
       rows.append(_row(label, arm, cfg, path, record, None))
+      continue
+    if not (path / records.PARAMS_FILE).is_file():
+      analysis = read_kept_analysis(path, record)
+      if analysis.get("prune_fraction") != prune_fraction:
+        usage_error(
+          f"{path / ANALYSIS_FILE} prunes {analysis.get('prune_fraction')} of the energy, not"
+          f" {prune_fraction}, and its run has no params.npz to analyse again."
+        )
+      rows.append(_row(label, arm, cfg, path, record, analysis))
       continue
     analysis = _cached_analysis(path / ANALYSIS_FILE, record)
     if analysis is None or analysis.get("prune_fraction") != prune_fraction:
@@ -91,6 +111,12 @@ def analyse(
       analysis[records.PARAMS_CHECKSUM_KEY] = record[records.PARAMS_CHECKSUM_KEY]
       records.write_json(path / ANALYSIS_FILE, records.sealed(analysis))
       rows.append(_row(label, arm, cfg, path, record, analysis))
+  if neither:
+    print(
+      f"[{label}] not reported, {len(neither)} run(s) with neither params.npz nor"
+      f" {ANALYSIS_FILE}: {', '.join(neither)}; run the command without --report-only to"
+      " retrain them."
+    )
   return rows
 
 
@@ -154,7 +180,11 @@ def _row(label, arm, cfg: TrainConfig, path, record, analysis: dict | None) -> d
     lr=cfg.lr,
     batch_size=cfg.batch_size,
     wall_time_s=record.get("wall_time_s"),
+    params="present" if (path / records.PARAMS_FILE).is_file() else "absent",
     run_dir=str(path),
+    target_accuracy=cfg.target_accuracy,
+    max_steps=cfg.max_steps,
+    history=record.get("history", {}),
   )
   if analysis is not None:
     row.update({k: analysis.get(k) for k in CSV_FIELDS if k in analysis})

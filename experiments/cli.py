@@ -297,8 +297,8 @@ def check_or_exit(check, *args, **kwargs) -> None:
     usage_error(str(err))
 
 
-def check_unique_seeds(seeds) -> None:
-  """Refuses a seed list that names a seed twice (the same run, trained twice).
+def check_unique_seeds(seeds, flag: str = "--seeds", what: str = "a seed") -> None:
+  """Refuses a list that names a seed (or arm) twice (the same run, trained twice).
 
   Example:
     >>> check_unique_seeds([1, 1])
@@ -307,7 +307,7 @@ def check_unique_seeds(seeds) -> None:
     experiments.cli.UsageError: error: --seeds repeats a seed: [1, 1].
   """
   if seeds and len(set(seeds)) != len(seeds):
-    usage_error(f"--seeds repeats a seed: {list(seeds)}.")
+    usage_error(f"{flag} repeats {what}: {list(seeds)}.")
 
 
 def prepare_out_dir(path) -> pathlib.Path:

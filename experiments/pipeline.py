@@ -30,6 +30,14 @@ from htsgd_jax.train import TrainConfig, Trainer, broadcast_json, group_runs
 
 MANIFEST_FILE = "manifest.json"
 
+# A finished run's compression analysis, sealed, beside its record (experiments.analysis).
+ANALYSIS_FILE = "analysis.json"
+
+KEPT_ANALYSIS_HINT = (
+  "its run has no params.npz to recompute it from: restore the file (git checkout -- PATH)"
+  " or delete the run's directory to retrain it"
+)
+
 REBUILD_MANIFEST = "delete it: the next command rewrites it (the runs beside it are kept)"
 
 CHECKPOINTS_DIR = ".checkpoints"
@@ -137,6 +145,54 @@ def read_checked_record(run_dir_path: pathlib.Path, cfg: TrainConfig) -> dict | 
   return record
 
 
+def is_finished(run_dir_path: pathlib.Path, record: dict | None) -> bool:
+  """Whether a run needs no more training: it ended by itself, and its results are kept.
+
+  Kept means its ``params.npz``, or (a run whose params were removed, as in
+  the repository's results, where params are never committed) its sealed
+  ``analysis.json``; a diverged run needs neither.
+
+  Example:
+    >>> import tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> is_finished(d, dict(status="max_steps")), is_finished(d, dict(status="diverged"))
+    (False, True)
+  """
+  if not record or record.get("status") not in records.FINISHED:
+    return False
+  return (
+    record["status"] == "diverged"
+    or (run_dir_path / records.PARAMS_FILE).is_file()
+    or (run_dir_path / ANALYSIS_FILE).is_file()
+  )
+
+
+def read_kept_analysis(run_dir_path: pathlib.Path, record: dict) -> dict | None:
+  """The sealed analysis of a run without params, or None if it has none.
+
+  Nothing can recompute it, so a damaged or edited one, or one of other
+  parameters than the record's, is refused in one line naming the file.
+  """
+  path = run_dir_path / ANALYSIS_FILE
+  if not path.is_file():
+    return None
+  hint = KEPT_ANALYSIS_HINT.replace("PATH", str(path))
+  try:
+    analysis = records.read_json(path, hint)
+    records.check_seal(analysis, path, hint)
+  except records.DamagedFileError as err:
+    usage_error(str(err))
+  if analysis.get(records.PARAMS_CHECKSUM_KEY) != record.get(records.PARAMS_CHECKSUM_KEY):
+    usage_error(
+      str(
+        records.DamagedFileError(
+          path, "it was computed from other parameters than its record's", hint
+        )
+      )
+    )
+  return analysis
+
+
 def shard_of(runs: Sequence[Run], shard: tuple[int, int] | None) -> set[TrainConfig]:
   """The configs of shard ``(I, N)``: every N-th compiled program of the whole grid.
 
@@ -185,11 +241,15 @@ def train_missing(
   plan = None
   if writer:
     mine = shard_of(runs, shard)
-    todo = [
-      cfg
-      for cfg, d in dirs.items()
-      if cfg in mine and (force or not records.is_finished(d, read_checked_record(d, cfg)))
-    ]
+    todo = []
+    for cfg, d in dirs.items():
+      if cfg not in mine:
+        continue
+      record = read_checked_record(d, cfg)
+      if force or not is_finished(d, record):
+        todo.append(cfg)
+      elif not (d / records.PARAMS_FILE).is_file() and record["status"] != "diverged":
+        read_kept_analysis(d, record)  # a damaged one is refused now, not after training
     groups = _resumable_groups(out, by_fingerprint, todo) if todo and not force else []
     in_checkpoints = {c for g in groups for c in g}
     groups += group_runs([c for c in todo if c not in in_checkpoints])

@@ -47,17 +47,41 @@ def _median_max(values) -> str:
   return f"{np.median(v):.3f}, {v.max():.3f}" if v.size else "—"
 
 
+def steps_to_target(rows: list[dict]) -> str:
+  """Steps to the target accuracy: mean ± std of the runs that reached it, then those that did not.
+
+  Example:
+    >>> runs = [dict(status="converged", steps=s, max_steps=6000) for s in (2600, 2800)]
+    >>> steps_to_target(runs)
+    '2700 ± 100'
+    >>> steps_to_target(runs[:1] + [dict(status="max_steps", steps=6000, max_steps=6000)])
+    '2600; 1 not reached by 6000'
+    >>> steps_to_target([dict(status="max_steps", steps=6000, max_steps=6000)])
+    'not reached by 6000 (1)'
+  """
+  reached = [r["steps"] for r in rows if r["status"] == "converged"]
+  capped = [r for r in rows if r["status"] == "max_steps"]
+  text = mean_std(reached, "{:.0f}") if reached else ""
+  if capped:
+    cap = "/".join(sorted({str(r["max_steps"]) for r in capped}))
+    text = f"{text}; {len(capped)} not reached by {cap}" if text else f"not reached by {cap}"
+    text += "" if reached else f" ({len(capped)})"
+  return text or "—"
+
+
 def markdown_table(rows: list[dict]) -> str:
   """Mean ± std over seeds per experiment, width and arm.
 
-  *collapsed* counts runs that pruning costs more than 5 points of test
-  accuracy; *top column* is the largest column's share of the first hidden
-  layer's energy (the median over seeds, and the maximum): a share near 1
-  explains a collapse (the rule then keeps that one column). Diverged runs
+  *steps to target* averages the runs that reached the target accuracy and
+  counts those that stopped at the step cap instead. *collapsed* counts
+  runs that pruning costs more than 5 points of test accuracy; *top column*
+  is the largest column's share of the first hidden layer's energy (the
+  median over seeds, and the maximum): a share near 1 explains a collapse
+  (the rule then keeps that one column). Diverged runs
   are counted in *runs* and left out of every other column.
   """
   head = (
-    "| experiment | width | arm | runs | train acc. | test acc. |"
+    "| experiment | width | arm | runs | steps to target | train acc. | test acc. |"
     " pruned test acc. | fraction pruned (%) | collapsed | top column (median, max) |"
     " rel. error | α̂ Hill (col. norms) |"
   )
@@ -76,7 +100,7 @@ def markdown_table(rows: list[dict]) -> str:
     ]
     runs = f"{len(all_runs)} ({', '.join(counts)})" if counts else str(len(all_runs))
     lines.append(
-      f"| {exp} | {width} | {arm} | {runs}"
+      f"| {exp} | {width} | {arm} | {runs} | {steps_to_target(all_runs)}"
       f" | {mean_std(r['train_accuracy'] for r in rs)}"
       f" | {mean_std(r['test_accuracy'] for r in rs)}"
       f" | {mean_std(r['pruned_test_accuracy'] for r in rs)}"
@@ -87,6 +111,94 @@ def markdown_table(rows: list[dict]) -> str:
       f" | {mean_std(r['hill_column_norms'] for r in rs)} |"
     )
   return "\n".join(lines) + "\n"
+
+
+def run_table(rows: list[dict]) -> str:
+  """One line per run: how far it trained, how long it took, and what pruning did to it.
+
+  For the few long runs of a paper-scale setting, where each run is a result.
+  """
+  head = (
+    "| experiment | arm | seed | status | steps | train acc. | test acc. |"
+    " fraction pruned (%) | pruned test acc. | top column | wall time (min) |"
+  )
+  lines = [head, "|" + "---|" * (head.count("|") - 1)]
+
+  def num(value, fmt="{:.2f}"):
+    return "—" if value is None else fmt.format(value)
+
+  for r in sorted(rows, key=lambda r: (r["experiment"], r["arm"] != "plain", r["arm"], r["seed"])):
+    steps = str(r["steps"])
+    if r["status"] == "converged":
+      steps += f" (reached {r['target_accuracy']:g}%)"
+    elif r["status"] == "max_steps":
+      steps += " (cap; target not reached)" if r.get("target_accuracy") is not None else " (cap)"
+    pruned = r.get("fraction_pruned")
+    lines.append(
+      f"| {r['experiment']} | {r['arm']} | {r['seed']} | {r['status']} | {steps}"
+      f" | {num(r['train_accuracy'])} | {num(r['test_accuracy'])}"
+      f" | {num(None if pruned is None else 100 * pruned)}"
+      f" | {num(r.get('pruned_test_accuracy'))} | {num(r.get('top_column_energy'), '{:.3f}')}"
+      f" | {num(None if r['wall_time_s'] is None else r['wall_time_s'] / 60, '{:.1f}')} |"
+    )
+  return "\n".join(lines) + "\n"
+
+
+def arm_colors(arms) -> dict[str, str]:
+  """Plain SGD in blue, every other arm its own colour, the same in every plot.
+
+  Example:
+    >>> arm_colors(["noisy", "plain"])
+    {'noisy': 'tab:red', 'plain': 'tab:blue'}
+  """
+  palette = ["tab:red", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink"]
+  others = sorted(a for a in set(arms) if a != "plain")
+  colors = {a: palette[i % len(palette)] for i, a in enumerate(others)}
+  return dict(colors, plain="tab:blue") if "plain" in arms else colors
+
+
+def plot_training(rows: list[dict], out: pathlib.Path) -> pathlib.Path | None:
+  """Train accuracy against step, one line per run, from the records' histories."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  rows = [r for r in rows if r.get("history", {}).get("step")]
+  if not rows:
+    return None
+  colors = arm_colors({r["arm"] for r in rows})
+  panels = sorted({(r["experiment"], r["width"]) for r in rows})
+  fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+  for ax, (exp, width) in zip(axes[0], panels):
+    runs = [r for r in rows if (r["experiment"], r["width"]) == (exp, width)]
+    labelled = set()
+    for r in sorted(runs, key=lambda r: (r["arm"], r["seed"])):
+      h = r["history"]
+      label = (
+        None
+        if r["arm"] in labelled
+        else f"{r['arm']} ({sum(q['arm'] == r['arm'] for q in runs)} runs)"
+      )
+      labelled.add(r["arm"])
+      ax.plot(h["step"], h["train_accuracy"], color=colors[r["arm"]], lw=1, alpha=0.8, label=label)
+    targets = {r["target_accuracy"] for r in runs if r.get("target_accuracy") is not None}
+    for t in targets:
+      ax.axhline(t, color="k", ls="--", lw=0.8)
+    steps = [s for r in runs for s in r["history"]["step"]]
+    accs = [a for r in runs for a in r["history"]["train_accuracy"] if a is not None]
+    low = max(min(accs), min(targets, default=100) - 25) if accs else 0
+    ax.set(
+      title=f"{exp} (n={width})",
+      xlabel="SGD step",
+      ylabel="train accuracy (%), evaluated every few steps",
+      xlim=(0, max(steps)),
+      ylim=(low, 100),
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+  fig.tight_layout()
+  return save_figure(fig, out / "training_curves.png")
 
 
 def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
@@ -100,12 +212,7 @@ def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
   if not rows:
     return []
   arms = sorted({r["arm"] for r in rows}, key=lambda a: (a != "plain", a))
-  palette = ["tab:red", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink"]
-  colors = {
-    a: "tab:blue" if a == "plain" else palette[i % len(palette)]
-    for i, a in enumerate(a for a in arms if a != "plain")
-  }
-  colors.setdefault("plain", "tab:blue")
+  colors = arm_colors(arms)
   panels = sorted({(r["experiment"], r["width"]) for r in rows})
   paths = []
   fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
@@ -162,24 +269,42 @@ def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
   return paths
 
 
-def report(rows: list[dict], out: pathlib.Path, stop_signal: str | None = None) -> int:
+def report(
+  rows: list[dict],
+  out: pathlib.Path,
+  stop_signal: str | None = None,
+  per_run: frozenset[str] = frozenset(),
+) -> int:
   """Writes and prints the reports of the finished runs; returns the exit code.
 
-  128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM) if a signal
-  stopped the training, else 0.
+  ``per_run`` names the experiments whose runs table.md also lists one by
+  one (:func:`run_table`). 128 + the signal's number (130 for Ctrl-C, 143
+  for SIGTERM) if a signal stopped the training, else 0.
   """
   if rows:
-    table, files = write_outputs(rows, out)
+    table, files = write_outputs(rows, out, per_run)
     print(f"\n{table}\nwritten to {out}/ ({', '.join(files)})")
+    absent = [r for r in rows if has_results(r) and r["params"] == "absent"]
+    if absent:
+      print(
+        f"{len(absent)} of {len(rows)} runs reported from their sealed record and analysis"
+        f" alone (no params.npz): {', '.join(pathlib.Path(r['run_dir']).name for r in absent)}"
+      )
   else:
     print("no finished runs yet.")
   return stopped(stop_signal)
 
 
-def write_outputs(rows: list[dict], out: pathlib.Path) -> tuple[str, list[str]]:
+def write_outputs(
+  rows: list[dict], out: pathlib.Path, per_run: frozenset[str] = frozenset()
+) -> tuple[str, list[str]]:
   """Writes runs.csv, table.md and the plots; returns the table and the files' names."""
   out.mkdir(parents=True, exist_ok=True)
   write_csv(out / "runs.csv", rows, CSV_FIELDS)
   table = markdown_table(rows)
+  listed = [r for r in rows if r["experiment"] in per_run]
+  if listed:
+    table += "\nEvery run:\n\n" + run_table(listed)
   write_text(out / "table.md", table)
-  return table, ["runs.csv", "table.md", *(p.name for p in plot(rows, out))]
+  plots = [*plot(rows, out), plot_training(rows, out)]
+  return table, ["runs.csv", "table.md", *(p.name for p in plots if p)]

@@ -7,12 +7,21 @@
 For each experiment of the preset: trains every (arm, width, seed) run that
 has no finished record yet (runs sharing a compiled program are batched),
 analyses each run once (``analysis.json`` beside its record), then writes to
-``OUT`` (default ``results/<preset>``):
+``OUT`` (default ``results/<preset>``, plus ``_<dtype>`` under another
+``--compute-dtype`` than the preset's):
 
 * ``runs.csv``: one row per run (config, status, steps, accuracies, pruning);
 * ``table.md``: mean ± std over seeds, shaped like the paper's tables;
 * ``pruning_curves.png``: test accuracy vs fraction of columns pruned;
 * ``column_norms.png``: column-norm survival functions on log–log axes.
+
+``--arms`` and ``--seeds`` choose what this command trains, so that one job
+can train one run (``--arms noisy --seeds 3``) and finish on its own; the
+reports cover every finished run in OUT of the preset's grid and of that
+choice. A finished run is its sealed ``record.json`` and ``analysis.json``:
+once analysed, its ``params.npz`` may go (it is never committed), and the
+run is still reported and never retrained; ``--report-only`` rebuilds the
+reports from those small files alone.
 
 Rerunning reuses finished runs and analyses. Ctrl-C or SIGTERM checkpoints
 the program in flight (also every ``--checkpoint-every-s`` seconds); the same
@@ -41,7 +50,7 @@ from experiments.cli import (
   require_experiment_extras,
   usage_error,
 )
-from experiments.presets import get_experiments, listing
+from experiments.presets import ARMS, get_experiments, listing
 from htsgd_jax.config import check_fits
 
 
@@ -53,7 +62,16 @@ def parser() -> argparse.ArgumentParser:
   parser.add_argument("--preset", default="quick", help="preset name (see --list)")
   parser.add_argument("--list", action="store_true", help="list presets and exit")
   parser.add_argument("--out", default=None, help="output directory (default results/<preset>)")
-  parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
+  parser.add_argument(
+    "--seeds", type=int, nargs="+", default=None, help="train these seeds (default: the preset's)"
+  )
+  parser.add_argument(
+    "--arms",
+    nargs="+",
+    choices=ARMS,
+    default=ARMS,
+    help="train these arms (default: both); with --seeds, one job can train one run",
+  )
   parser.add_argument("--data-dir", default=None, help="TFDS data directory (CIFAR presets)")
   parser.add_argument("--download", action="store_true", help="let TFDS download (needs a network)")
   add_compute_dtype_flag(parser)
@@ -80,11 +98,10 @@ def main(argv=None) -> int:
   except ValueError as err:
     usage_error(str(err))
   check_unique_seeds(args.seeds)
+  check_unique_seeds(args.arms, "--arms", "an arm")
   # Everything is checked and loaded before the first program compiles.
   plan = []
   for exp in experiments:
-    if args.seeds:
-      exp = dataclasses.replace(exp, seeds=tuple(args.seeds))
     exp = exp.with_compute_dtype(args.compute_dtype)
     cfg = exp.noisy
     dataset = load_data_or_exit(
@@ -95,7 +112,7 @@ def main(argv=None) -> int:
     check_or_exit(check_fits, cfg, dataset)
     plan.append((exp, dataset))
   default_out = args.preset.replace(":", "_")
-  if args.compute_dtype not in (None, "float32"):
+  if args.compute_dtype and any(args.compute_dtype != e.noisy.compute_dtype for e in experiments):
     default_out += f"_{args.compute_dtype}"
   out = prepare_out_dir(args.out or f"results/{default_out}")
   pipeline.claim_out_dir(out, "reproduce", args.preset)
@@ -104,8 +121,9 @@ def main(argv=None) -> int:
     if args.report_only or stop_signal:
       break
     try:
+      chosen = dataclasses.replace(exp, seeds=tuple(args.seeds or exp.seeds))
       stop_signal = pipeline.train_missing(
-        exp.runs(),
+        chosen.runs(tuple(args.arms)),
         dataset,
         out / exp.name,
         exp.name,
@@ -121,9 +139,25 @@ def main(argv=None) -> int:
   rows = [
     row
     for exp, dataset in plan
-    for row in analysis.analyse(exp.runs(), dataset, out / exp.name, exp.name, exp.prune_fraction)
+    for row in analysis.analyse(
+      reported_runs(exp, args.seeds), dataset, out / exp.name, exp.name, exp.prune_fraction
+    )
   ]
-  return report.report(rows, out, stop_signal)
+  per_run = frozenset(exp.name for exp, _ in plan if exp.run_table)
+  return report.report(rows, out, stop_signal, per_run)
+
+
+def reported_runs(exp, seeds) -> list:
+  """The runs the reports cover: the preset's grid and the chosen seeds, each once.
+
+  Example:
+    >>> from experiments.presets import get_experiments
+    >>> (exp,) = get_experiments("mnist_fcn:quick")
+    >>> sorted({cfg.seed for _, _, cfg in reported_runs(exp, [9, 1])})
+    [1, 2, 3, 4, 5, 9]
+  """
+  extra = tuple(s for s in seeds or () if s not in exp.seeds)
+  return dataclasses.replace(exp, seeds=exp.seeds + extra).runs()
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ class Trainer:
     self.n_padded = -(-self.n_runs // n_dev) * n_dev  # pad uneven run counts
     self.steps_per_epoch = len(dataset.y_train) // self.cfg.batch_size
     self.stop_signal: str | None = None  # set by run() when a signal stopped it
-    self._program = build_program(
+    self.program = build_program(
       self.cfg,
       self.model,
       dataset.input_shape,
@@ -137,14 +137,28 @@ class Trainer:
       self.noisy,
       self.lasso,
     )
-    p = self._program
+    p = self.program
     self._init, self._chunk, self._first_eval = p.init, p.chunk, p.first_eval
     self._run_sharding, self._replicated = p.run_sharding, p.replicated
 
   def apply(self, params, x):
     return self.model.apply({"params": params}, x)
 
-  def _per_run_inputs(self):
+  def placed_data(self):
+    """``(x_train, y_train, x_test, y_test)`` on the devices, as the program takes them."""
+    ds = self.dataset
+    return jax.device_put(
+      (
+        jnp.asarray(ds.x_train),
+        jnp.asarray(ds.y_train),
+        jnp.asarray(ds.x_test),
+        jnp.asarray(ds.y_test),
+      ),
+      self._replicated,
+    )
+
+  def per_run_inputs(self):
+    """``(seeds, hyper)``: the program's per-run inputs, padded to the devices, placed."""
     pad = [self.configs[-1]] * (self.n_padded - self.n_runs)
     runs = self.configs + pad
     seeds = jnp.asarray([c.seed for c in runs], jnp.uint32)
@@ -192,17 +206,9 @@ class Trainer:
     when runs stop at a target accuracy it gives no time left to
     ``max_steps``, which they may never reach.
     """
-    cfg, ds = self.cfg, self.dataset
-    data = jax.device_put(
-      (
-        jnp.asarray(ds.x_train),
-        jnp.asarray(ds.y_train),
-        jnp.asarray(ds.x_test),
-        jnp.asarray(ds.y_test),
-      ),
-      self._replicated,
-    )
-    seeds, hyper = self._per_run_inputs()
+    cfg = self.cfg
+    data = self.placed_data()
+    seeds, hyper = self.per_run_inputs()
     resumed = self._restore(checkpoint_dir, seeds, hyper) if checkpoint_dir else None
     if resumed:
       states, t, history, elapsed, stop_time = resumed
@@ -237,7 +243,7 @@ class Trainer:
       initial=t,
       unit="step",
       dynamic_ncols=True,
-      desc=f"{ds.name} {cfg.model} n={cfg.width} runs={self.n_runs}"
+      desc=f"{self.dataset.name} {cfg.model} n={cfg.width} runs={self.n_runs}"
       + (
         f" (to {cfg.target_accuracy:g}% train acc., at most {cfg.max_steps} steps)"
         if to_target

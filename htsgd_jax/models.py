@@ -64,6 +64,57 @@ def mixed_precision(dtype, conv: bool = False) -> dict:
   return dict(dtype=jnp.dtype(dtype), param_dtype=jnp.float32, **product)
 
 
+@jax.custom_vjp
+def _product_with_transposed_input(x, x_t, kernel):
+  return jax.lax.dot(x, kernel, preferred_element_type=jnp.float32)
+
+
+def _product_fwd(x, x_t, kernel):
+  return _product_with_transposed_input(x, x_t, kernel), (x_t, kernel)
+
+
+def _product_bwd(residuals, g):
+  x_t, kernel = residuals
+  g = g.astype(kernel.dtype)
+  # The weight gradient x^T.g as a plain (features, batch) x (batch, units) product: on
+  # AMX CPUs a bfloat16 product runs about 3x faster with x^T laid out contiguously than
+  # contracted over x's batch axis. The input cotangent is dead code when x is data.
+  dx = jax.lax.dot_general(g, kernel, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
+  dk = jax.lax.dot(x_t, g, preferred_element_type=jnp.float32)
+  return dx.astype(x_t.dtype), None, dk.astype(kernel.dtype)
+
+
+_product_with_transposed_input.defvjp(_product_fwd, _product_bwd)
+
+
+def transposed_input_product(x_t: jax.Array):
+  """A ``Dense`` ``dot_general`` whose weight gradient reads the inputs from ``x_t``.
+
+  ``x_t`` is the layer's input batch transposed, ``(features, batch)``, laid
+  out contiguously in the compute dtype. The forward product is the plain
+  ``x @ kernel`` (float32 accumulation and output); the weight gradient is
+  ``x_t @ g`` with the cotangent ``g`` rounded to the compute dtype, the
+  same gradient within that dtype's rounding.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> x = jax.random.normal(jax.random.key(0), (6, 3))
+    >>> layer = nn.Dense(2, use_bias=False, dot_general=transposed_input_product(x.T))
+    >>> params = layer.init(jax.random.key(1), x)
+    >>> g = jax.grad(lambda p: layer.apply(p, x).sum())(params)["params"]["kernel"]
+    >>> bool(jnp.allclose(g, x.T @ jnp.ones((6, 2)), atol=1e-5))
+    True
+  """
+
+  def dot_general(x, kernel, dimension_numbers, precision=None, preferred_element_type=None):
+    del precision, preferred_element_type  # always float32 accumulation, as mixed_precision
+    if dimension_numbers != (((x.ndim - 1,), (0,)), ((), ())) or x.ndim != 2:
+      raise ValueError("transposed_input_product takes (batch, features) inputs of a Dense layer.")
+    return _product_with_transposed_input(x, x_t.astype(x.dtype), kernel)
+
+  return dot_general
+
+
 class FCN(nn.Module):
   """The paper's bias-free ReLU fully connected network.
 
@@ -73,6 +124,11 @@ class FCN(nn.Module):
       is one hidden layer).
     num_classes: outputs.
     dtype: compute dtype of the products (see :func:`mixed_precision`).
+
+  ``x_t``, if given, is the input batch flattened and transposed,
+  ``(features, batch)``, contiguous: the first layer's weight gradient is
+  then computed from it (:func:`transposed_input_product`), the fast layout
+  of bfloat16 products on CPUs; the outputs are the same.
 
   Example:
     >>> import jax, jax.numpy as jnp
@@ -88,19 +144,22 @@ class FCN(nn.Module):
   dtype: str = "float32"
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, x_t=None):
     if self.depth < 2:
       raise ValueError(f"depth counts hidden layers + 1 and must be >= 2; got {self.depth}.")
     x = x.reshape((x.shape[0], -1))
     precision = mixed_precision(self.dtype)
     for i in range(self.depth - 1):
+      layer = precision
+      if i == 0 and x_t is not None:
+        layer = dict(precision, dot_general=transposed_input_product(x_t))
       x = nn.relu(
         nn.Dense(
           self.width,
           use_bias=False,
           kernel_init=torch_linear_init,
           name=f"hidden_{i}",
-          **precision,
+          **layer,
         )(x)
       )
     return nn.Dense(
@@ -110,6 +169,20 @@ class FCN(nn.Module):
       name="classifier",
       **precision,
     )(x)
+
+
+def takes_transposed_input(model: nn.Module) -> bool:
+  """Whether ``model`` computes in bfloat16 and takes its batch transposed (``x_t``).
+
+  Such a model gets ``apply(params, x, x_t)`` in training, with ``x_t`` laid
+  out by :func:`htsgd_jax.program.epoch_batches_t`; in float32 the plain
+  layout is as fast.
+
+  Example:
+    >>> takes_transposed_input(FCN(8, dtype="bfloat16")), takes_transposed_input(FCN(8))
+    (True, False)
+  """
+  return isinstance(model, FCN) and model.dtype != "float32"
 
 
 class MeanFieldNet(nn.Module):

@@ -150,6 +150,25 @@ def padded_batches(x, y, batch_size: int) -> tuple[jax.Array, jax.Array, jax.Arr
   return xb, yb, valid
 
 
+def epoch_batches_t(x_flat, perm, batch_size: int, steps_per_epoch: int) -> jax.Array:
+  """An epoch's minibatches in order, each transposed: ``(steps_per_epoch, features, batch)``.
+
+  Step ``pos`` of the epoch reads ``[pos]``: the columns of the examples
+  ``perm[pos * batch_size:(pos + 1) * batch_size]``, contiguous, the fast
+  layout of a bfloat16 weight gradient on CPUs
+  (:func:`htsgd_jax.models.transposed_input_product`). Laid out once an
+  epoch (and at each compiled chunk's start): a row gather and a transpose,
+  where gathering each step's columns costs more than the product saves.
+
+  Example:
+    >>> x = jnp.arange(12).reshape(6, 2)
+    >>> epoch_batches_t(x, jnp.array([5, 0, 1, 2, 3, 4]), 2, 3)[0].tolist()
+    [[10, 0], [11, 1]]
+  """
+  rows = jnp.take(x_flat, perm[: steps_per_epoch * batch_size], axis=0)
+  return jnp.swapaxes(rows.reshape(steps_per_epoch, batch_size, -1), 1, 2)
+
+
 def tree_where(cond, new, old):
   """Leafwise ``where``; ``cond``'s axes are the leaves' leading axes (scalar or per run)."""
 
@@ -178,7 +197,9 @@ class Program(NamedTuple):
   * ``first_eval(states, data) -> (states, metrics)``: the step-0 evaluation
     and stop rule;
   * ``chunk(states, hyper, t0, data) -> (states, metrics, minibatch_loss)``:
-    ``eval_every`` steps from step ``t0``, then evaluation and the stop rule.
+    ``eval_every`` steps from step ``t0``, then evaluation and the stop rule;
+  * ``steps(states, hyper, t0, data) -> states``: the same steps without
+    evaluation (what a step costs in training, for the benchmarks).
 
   ``data`` is ``(x_train, y_train, x_test, y_test)``; ``metrics`` has one row
   per run: train loss, train accuracy, test loss, test accuracy.
@@ -187,6 +208,7 @@ class Program(NamedTuple):
   init: Callable
   chunk: Callable
   first_eval: Callable
+  steps: Callable
   run_sharding: NamedSharding
   replicated: NamedSharding
 
@@ -210,6 +232,11 @@ def build_program(
   def apply(params, x):
     return model.apply({"params": params}, x)
 
+  transposed = models_lib.takes_transposed_input(model)
+
+  def epoch_batches(x_flat, perm):
+    return epoch_batches_t(x_flat, perm, cfg.batch_size, steps_per_epoch)
+
   def parts(hyper: Hyper, key=0):
     strength = hyper.group_lasso if lasso else None
     return optimizer_parts(cfg, hyper.alpha, hyper.sigma, noisy, key, strength)
@@ -230,8 +257,15 @@ def build_program(
       jnp.array(False),
     )
 
-  def step_one(state: RunState, hyper: Hyper, t, x, y) -> tuple[RunState, jax.Array, Any]:
-    """One SGD step; also returns the un-noised iterate (dead code unless before_noise)."""
+  def step_one(state: RunState, hyper: Hyper, t, x, y, x_flat, batches_t):
+    """One SGD step: ``(state, minibatch loss, un-noised iterate, batches_t)``.
+
+    The un-noised iterate is dead code unless before_noise. For a model
+    that takes its batch transposed, ``x_flat`` is the training inputs
+    flattened in the compute dtype and ``batches_t`` the epoch's batches
+    transposed (:func:`epoch_batches_t`), laid out anew when an epoch
+    starts; else both are None.
+    """
     base_tx, noise_tx = parts(hyper)
     # t is shared by all runs, so this cond stays a cond under vmap.
     epoch, pos = t // steps_per_epoch, t % steps_per_epoch
@@ -241,9 +275,17 @@ def build_program(
       lambda: state.perm,
     )
     idx = jax.lax.dynamic_slice(perm, (pos * cfg.batch_size,), (cfg.batch_size,))
+    if transposed:
+      batches_t = jax.lax.cond(
+        (pos == 0) & (t > 0), lambda: epoch_batches(x_flat, perm), lambda: batches_t
+      )
 
     def loss_fn(p):
-      return optax.softmax_cross_entropy_with_integer_labels(apply(p, x[idx]), y[idx]).mean()
+      if transposed:
+        logits = model.apply({"params": p}, x[idx], batches_t[pos])
+      else:
+        logits = apply(p, x[idx])
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y[idx]).mean()
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
     base_state, noise_state = state.opt_state
@@ -258,7 +300,7 @@ def build_program(
       perm=perm,
       steps=state.steps + go.astype(jnp.int32),
     )
-    return new, jnp.where(go, loss, jnp.nan), tree_where(go, clean, state.params)
+    return new, jnp.where(go, loss, jnp.nan), tree_where(go, clean, state.params), batches_t
 
   def eval_one(state: RunState, data):
     x_tr, y_tr, x_te, y_te = data
@@ -275,35 +317,49 @@ def build_program(
     return state._replace(active=active, diverged=state.diverged | diverged)
 
   before_noise = cfg.converge_on == "before_noise"
-  step_runs = jax.vmap(step_one, in_axes=(0, 0, None, None, None))
+  step_runs = jax.vmap(step_one, in_axes=(0, 0, None, None, None, None, 0))
+
+  def train_steps(states: RunState, hyper: Hyper, t0, data):
+    """``eval_every`` SGD steps from ``t0``: ``(states, judged_params, minibatch_losses)``.
+
+    ``judged_params`` is what the stop rule judges: with ``before_noise``,
+    each run's last step without its noise; else the iterate itself.
+    """
+    x_tr, y_tr = data[0], data[1]
+    x_flat, batches_t = None, None
+    if transposed:
+      x_flat = x_tr.reshape(x_tr.shape[0], -1).astype(cfg.compute_dtype)
+      batches_t = jax.vmap(epoch_batches, in_axes=(None, 0))(x_flat, states.perm)
+    ts = t0 + jnp.arange(cfg.eval_every)
+    if not before_noise:
+
+      def body(carry, t):
+        s, b = carry
+        s, loss, _, b = step_runs(s, hyper, t, x_tr, y_tr, x_flat, b)
+        return (s, b), loss
+
+      (states, _), losses = jax.lax.scan(body, (states, batches_t), ts)
+      return states, states.params, losses
+
+    # Carry each run's un-noised iterate of its last step taken.
+    def body_clean(carry, t):
+      s, clean, b = carry
+      s_next, loss, step_clean, b = step_runs(s, hyper, t, x_tr, y_tr, x_flat, b)
+      return (s_next, tree_where(s_next.steps > s.steps, step_clean, clean), b), loss
+
+    (states, clean, _), losses = jax.lax.scan(body_clean, (states, states.params, batches_t), ts)
+    return states, clean, losses
 
   def chunk(states: RunState, hyper: Hyper, t0, data):
-    x_tr, y_tr = data[0], data[1]
-
-    def body(s, t):
-      s, loss, _ = step_runs(s, hyper, t, x_tr, y_tr)
-      return s, loss
-
     before = states
-    if not before_noise:
-      states, losses = jax.lax.scan(body, states, t0 + jnp.arange(cfg.eval_every))
-      metrics = jax.vmap(eval_one, in_axes=(0, None))(states, data)
-      states = jax.vmap(stop_rule)(states, metrics)
-    else:
-      # Carry each run's un-noised iterate of its last step taken.
-      def body_clean(carry, t):
-        s, clean = carry
-        s_next, loss, step_clean = step_runs(s, hyper, t, x_tr, y_tr)
-        return (s_next, tree_where(s_next.steps > s.steps, step_clean, clean)), loss
-
-      (states, clean), losses = jax.lax.scan(
-        body_clean, (states, states.params), t0 + jnp.arange(cfg.eval_every)
-      )
-      metrics = jax.vmap(eval_one, in_axes=(0, None))(states._replace(params=clean), data)
-      judged = jax.vmap(stop_rule)(states, metrics)
+    states, judged_params, losses = train_steps(states, hyper, t0, data)
+    metrics = jax.vmap(eval_one, in_axes=(0, None))(states._replace(params=judged_params), data)
+    judged = jax.vmap(stop_rule)(states, metrics)
+    if before_noise:
       # A run that stops here returns the network it was judged on.
       ended = states.active & ~judged.active & ~judged.diverged
-      states = judged._replace(params=tree_where(ended, clean, judged.params))
+      judged = judged._replace(params=tree_where(ended, judged_params, judged.params))
+    states = judged
     # A diverged run keeps its last finite parameters.
     states = states._replace(
       params=tree_where(states.diverged & before.active, before.params, states.params)
@@ -319,6 +375,7 @@ def build_program(
   return Program(
     init=jax.jit(jax.vmap(init_one), out_shardings=run_sharding),
     chunk=jax.jit(chunk, out_shardings=(run_sharding, replicated, replicated)),
+    steps=jax.jit(lambda *a: train_steps(*a)[0], out_shardings=run_sharding),
     first_eval=jax.jit(first_eval, out_shardings=(run_sharding, replicated)),
     run_sharding=run_sharding,
     replicated=replicated,

@@ -183,3 +183,58 @@ def test_paired_compares_runs_by_experiment_arm_and_seed(tmp_path, capsys):
   assert cells[3].startswith("+1.00 ± 0.00 (max 1.00; p 0")  # +1 point in both pairs
   assert cells[4].startswith("+10.00 ± 10.00 (max 20.00")  # fraction pruned, in points
   assert cells[-1] == "1 → 1"  # seed 1 loses 10 points to pruning on both sides
+
+
+# ------------------------------------------- the bfloat16 weight gradient's layout
+def test_the_transposed_layout_gives_the_plain_gradients_within_bf16_rounding():
+  model = models.FCN(width=64, depth=3, num_classes=10, dtype="bfloat16")
+  x = jnp.asarray(DIGITS.x_train[:100]).reshape(100, -1)
+  y = jnp.asarray(DIGITS.y_train[:100])
+  params = model.init(jax.random.key(0), x)["params"]
+
+  def grads(x_t):
+    def loss(p):
+      logits = model.apply({"params": p}, x, x_t)
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    return jax.grad(loss)(params)
+
+  plain, fast = grads(None), grads(x.T.astype(jnp.bfloat16))
+  for layer in ("hidden_0", "hidden_1", "classifier"):
+    a, b = np.asarray(plain[layer]["kernel"]), np.asarray(fast[layer]["kernel"])
+    assert np.abs(a - b).max() <= 0.01 * np.abs(a).max(), layer
+  # The check can tell a wrong layout: the batch's columns in another order.
+  wrong = grads(x[::-1].T.astype(jnp.bfloat16))["hidden_0"]["kernel"]
+  a = np.asarray(plain["hidden_0"]["kernel"])
+  assert np.abs(a - np.asarray(wrong)).max() > 0.2 * np.abs(a).max()
+
+
+def test_the_transposed_batches_are_the_minibatches_the_plain_step_reads():
+  from htsgd_jax.program import epoch_batches_t
+
+  x = jnp.asarray(DIGITS.x_train).reshape(len(DIGITS.x_train), -1)
+  perm = jax.random.permutation(jax.random.key(3), len(x))
+  batches = epoch_batches_t(x.astype(jnp.bfloat16), perm, 100, len(x) // 100)
+  assert batches.shape == (len(x) // 100, 64, 100) and batches.dtype == jnp.bfloat16
+  for pos in (0, 5, len(x) // 100 - 1):
+    idx = perm[pos * 100 : (pos + 1) * 100]
+    assert bool((batches[pos] == x[idx].astype(jnp.bfloat16).T).all()), pos
+
+
+def test_bfloat16_training_with_the_fast_layout_follows_the_plain_layout(monkeypatch):
+  """Same minibatches in the same order, same updates within bf16 rounding."""
+  cfg = dataclasses.replace(
+    BASE, compute_dtype="bfloat16", noise_type=0, sigma=0.0, max_steps=40, eval_every=20
+  )
+  fast = Trainer([cfg], DIGITS).run(progress=False)[0]
+  monkeypatch.setattr(models, "takes_transposed_input", lambda model: False)
+  plain = Trainer([cfg], DIGITS).run(progress=False)[0]
+  init = models.FCN(256, dtype="bfloat16").init(
+    jax.random.split(jax.random.key(1), 3)[0], jnp.zeros((1, 64))
+  )["params"]
+  for layer in ("hidden_0", "classifier"):
+    a, b = plain.params[layer]["kernel"], fast.params[layer]["kernel"]
+    moved = np.abs(np.asarray(a) - np.asarray(init[layer]["kernel"])).max()
+    assert moved > 0.01  # trained
+    assert np.abs(np.asarray(a) - np.asarray(b)).max() < 0.05 * moved, layer
+  assert plain.history["train_accuracy"] == pytest.approx(fast.history["train_accuracy"], abs=1.0)

@@ -62,7 +62,7 @@ def test_run_axis_is_sharded_and_uneven_counts_are_padded():
   cfgs = [BASE.__class__(**(BASE.to_dict() | dict(seed=s, max_steps=10))) for s in (1, 2, 3)]
   trainer = Trainer(cfgs, DIGITS)
   assert trainer.n_padded == 4
-  seeds, hyper = trainer._per_run_inputs()
+  seeds, hyper = trainer.per_run_inputs()
   states = trainer._init(seeds, hyper)
   kernel = states.params["hidden_0"]["kernel"]
   assert kernel.shape[0] == 4 and len(kernel.sharding.device_set) == 4

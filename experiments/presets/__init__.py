@@ -22,7 +22,8 @@ from htsgd_jax.config import COMPUTE_DTYPES, TrainConfig
 NAMES = ("ecg5000_fcn", "mnist_fcn", "cifar10_fcn", "cifar10_vgg", "cifar100_fcn")
 GROUPS = {"quick": ("ecg5000_fcn:quick", "mnist_fcn:quick")}
 # What Experiment.with_compute_dtype appends to an experiment's name.
-COMPUTE_SUFFIXES = tuple(f"_{d}" for d in COMPUTE_DTYPES if d != "float32")
+COMPUTE_SUFFIXES = tuple(f"_{d}" for d in COMPUTE_DTYPES)
+ARMS = ("plain", "noisy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Experiment:
     robust_eps: the radii ε (L∞, in the standardised inputs' units) at which
       ``experiments.compare`` attacks every network; chosen so that plain
       SGD's robust accuracy spans most of (0, 100) across them.
+    run_table: ``table.md`` also lists every run (steps, wall time): for the
+      few long runs of a paper-scale setting, where each run is a result.
   """
 
   name: str
@@ -55,6 +58,7 @@ class Experiment:
   group_lasso_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)
   compare_steps: int | None = None
   robust_eps: tuple[float, ...] = (0.05, 0.1, 0.2)
+  run_table: bool = False
 
   def at_width(self, width: int) -> Experiment:
     """The same experiment at one other hidden width, named for it.
@@ -71,26 +75,35 @@ class Experiment:
     )
 
   def with_compute_dtype(self, dtype: str | None) -> Experiment:
-    """This experiment with another compute dtype; its name says so unless it is float32.
+    """This experiment with another compute dtype than its preset's; its name says which.
 
     Example:
       >>> exp = get_experiments("mnist_fcn:quick")[0].with_compute_dtype("bfloat16")
       >>> exp.name, exp.noisy.compute_dtype
       ('mnist_fcn_quick_bfloat16', 'bfloat16')
+      >>> get_experiments("mnist_fcn")[0].with_compute_dtype("float32").name
+      'mnist_fcn_float32'
     """
     if dtype is None or dtype == self.noisy.compute_dtype:
       return self
-    name = self.name if dtype == "float32" else f"{self.name}_{dtype}"  # COMPUTE_SUFFIXES
+    name = f"{self.name}_{dtype}"
     return dataclasses.replace(
       self, name=name, noisy=dataclasses.replace(self.noisy, compute_dtype=dtype)
     )
 
-  def runs(self) -> list[tuple[str, str, TrainConfig]]:
-    """``(arm, run_name, config)`` for every arm, width and seed."""
+  def runs(self, arms: tuple[str, ...] = ARMS) -> list[tuple[str, str, TrainConfig]]:
+    """``(arm, run_name, config)`` for every arm (of ``arms``), width and seed.
+
+    Example:
+      >>> [name for _, name, _ in get_experiments("mnist_fcn")[0].runs(("noisy",))][:2]
+      ['noisy_n5000_seed1', 'noisy_n5000_seed2']
+    """
     plain = dataclasses.replace(self.noisy, noise_type=0, sigma=0.0)
     out = []
     for width in self.widths or (self.noisy.width,):
       for arm, base in (("plain", plain), ("noisy", self.noisy)):
+        if arm not in arms:
+          continue
         for seed in self.seeds:
           cfg = dataclasses.replace(base, width=width, seed=seed)
           out.append((arm, f"{arm}_n{width}_seed{seed}", cfg))
