@@ -26,6 +26,8 @@ import types
 import typing
 from typing import Any, NoReturn
 
+from experiments.hosts import CONNECT_TIMEOUT_S, PEER_TIMEOUT_S
+
 USAGE_ERROR = 2
 SYSTEM_ERROR = 1
 LOCK_FILE = ".lock"
@@ -57,11 +59,17 @@ def command(main):
 
   @functools.wraps(main)
   def wrapped(argv=None):
+    from experiments import hosts
+
     try:
       return main(argv)
     except OSError as err:
       print(f"error: {os_error_message(err)}", file=sys.stderr)
       raise SystemExit(SYSTEM_ERROR) from None
+    except Exception as err:
+      if hosts.is_worker() and hosts.is_peer_failure(err):
+        hosts.worker_exit(err)  # the supervisor says what happened, in one line
+      raise
     finally:
       release_out_dirs()
 
@@ -209,6 +217,21 @@ def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
     "--process-id", type=int, default=None, help="this process's index in [0, --num-processes)"
   )
   group.add_argument(
+    "--connect-timeout-s",
+    type=float,
+    default=CONNECT_TIMEOUT_S,
+    help="how long the processes wait for each other to join; one that has not joined by"
+    " then ends every process in one line (default: %(default)s, for cluster queues)",
+  )
+  group.add_argument(
+    "--peer-timeout-s",
+    type=float,
+    default=PEER_TIMEOUT_S,
+    help="how soon a silent process counts as lost: every other process then ends in one"
+    " line naming it, the last checkpoint and the command that resumes (default:"
+    " %(default)s)",
+  )
+  group.add_argument(
     "--shard",
     default=None,
     metavar="I/N",
@@ -241,19 +264,23 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
   return index, count
 
 
-def init_distributed(args: argparse.Namespace) -> None:
+def init_distributed(args: argparse.Namespace, module: str, argv=None) -> None:
   """Joins the processes of one job (before anything touches a JAX device).
 
   With ``--coordinator`` the flags are passed to ``jax.distributed.initialize``;
   without, a SLURM or Open MPI job of several tasks, or a TPU pod of several
   hosts, is detected from its environment and ``jax.distributed.initialize()``
-  finds the rest.
+  finds the rest. Either way the command (``python -m module argv``) then
+  runs supervised (:mod:`experiments.hosts`): this call runs it in a worker
+  process and exits with its status, so that a lost process ends this one
+  in one line.
   """
   import os
 
-  import jax
+  from experiments import hosts
 
   explicit = (args.coordinator, args.num_processes, args.process_id)
+  cluster = None
   if any(v is not None for v in explicit):
     if None in explicit:
       usage_error("--coordinator, --num-processes and --process-id go together.")
@@ -261,12 +288,28 @@ def init_distributed(args: argparse.Namespace) -> None:
       usage_error("--shard trains independently: it takes no --coordinator.")
     if not 0 <= args.process_id < args.num_processes:
       usage_error(f"--process-id must lie in [0, {args.num_processes}); got {args.process_id}.")
-    jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-    return
-  cluster = detected_cluster(os.environ)
-  if cluster and not args.shard:
+  else:
+    cluster = detected_cluster(os.environ)
+    if not cluster or args.shard:
+      return
+  for flag in ("connect_timeout_s", "peer_timeout_s"):
+    if not getattr(args, flag) >= 1:
+      usage_error(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}.")
+  timeouts = (int(args.connect_timeout_s), int(args.peer_timeout_s))
+  if not hosts.is_worker():
+    argv = list(sys.argv[1:] if argv is None else argv)
+    job = (args.process_id, args.num_processes)
+    raise SystemExit(hosts.supervise(module, argv, job, timeouts))
+  hosts.start_worker_logging()
+  import jax
+
+  if cluster:
     print(f"{cluster} job of several tasks: joining them with jax.distributed")
-    jax.distributed.initialize()
+  jax.distributed.initialize(
+    *explicit if not cluster else (None, None, None),
+    initialization_timeout=timeouts[0],
+    heartbeat_timeout_seconds=timeouts[1],
+  )
 
 
 def load_data_or_exit(cfg):
@@ -322,7 +365,10 @@ def prepare_out_dir(path) -> pathlib.Path:
   """
   import jax
 
+  from experiments import hosts
+
   path = pathlib.Path(path)
+  hosts.note_out_dir(path)
   if jax.process_index() != 0:
     return path
   probe = path / ".write-test"

@@ -92,7 +92,7 @@ def main(argv=None) -> int:
   from experiments import analysis, pipeline, report
 
   shard = parse_shard(args.shard)
-  init_distributed(args)
+  init_distributed(args, "experiments.reproduce", argv)
   try:
     experiments = get_experiments(args.preset)
   except ValueError as err:

@@ -186,7 +186,7 @@ def main(argv=None) -> int:
   check_run_flags(args)
   require_experiment_extras()
   shard = parse_shard(args.shard)
-  init_distributed(args)
+  init_distributed(args, "experiments.sweep", argv)
   check_or_exit(pruning.check_fraction, args.prune_fraction, "--prune-fraction")
   if args.preset:
     try:
