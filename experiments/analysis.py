@@ -184,6 +184,7 @@ def _row(label, arm, cfg: TrainConfig, path, record, analysis: dict | None) -> d
     run_dir=str(path),
     target_accuracy=cfg.target_accuracy,
     max_steps=cfg.max_steps,
+    eval_every=cfg.eval_every,
     history=record.get("history", {}),
   )
   if analysis is not None:

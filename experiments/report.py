@@ -175,25 +175,26 @@ def plot_training(rows: list[dict], out: pathlib.Path) -> pathlib.Path | None:
     labelled = set()
     for r in sorted(runs, key=lambda r: (r["arm"], r["seed"])):
       h = r["history"]
-      label = (
-        None
-        if r["arm"] in labelled
-        else f"{r['arm']} ({sum(q['arm'] == r['arm'] for q in runs)} runs)"
-      )
+      count = sum(q["arm"] == r["arm"] for q in runs)
+      label = None if r["arm"] in labelled else f"{r['arm']} ({count} run{'s' * (count > 1)})"
       labelled.add(r["arm"])
       ax.plot(h["step"], h["train_accuracy"], color=colors[r["arm"]], lw=1, alpha=0.8, label=label)
-    targets = {r["target_accuracy"] for r in runs if r.get("target_accuracy") is not None}
-    for t in targets:
-      ax.axhline(t, color="k", ls="--", lw=0.8)
-    steps = [s for r in runs for s in r["history"]["step"]]
-    accs = [a for r in runs for a in r["history"]["train_accuracy"] if a is not None]
-    low = max(min(accs), min(targets, default=100) - 25) if accs else 0
+    for t in sorted({r["target_accuracy"] for r in runs if r.get("target_accuracy") is not None}):
+      ax.axhline(t, color="k", ls="--", lw=0.8, label=f"target {t:g}%")
+    # The step-0 evaluation (chance) would squash the curves; every later one is shown.
+    later = [
+      a
+      for r in runs
+      for s, a in zip(*(r["history"][k] for k in ("step", "train_accuracy")))
+      if s > 0 and a is not None
+    ]
+    every = sorted({r["eval_every"] for r in runs})
     ax.set(
       title=f"{exp} (n={width})",
       xlabel="SGD step",
-      ylabel="train accuracy (%), evaluated every few steps",
-      xlim=(0, max(steps)),
-      ylim=(low, 100),
+      ylabel=f"train accuracy (%), every {'/'.join(map(str, every))} steps",
+      xlim=(0, max(s for r in runs for s in r["history"]["step"])),
+      ylim=(max(0.0, min(later, default=0.0) - 2), 100),
     )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
