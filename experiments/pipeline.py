@@ -245,7 +245,7 @@ def train_missing(
     for cfg, d in dirs.items():
       if cfg not in mine:
         continue
-      record = read_checked_record(d, cfg)
+      record = None if force else read_checked_record(d, cfg)  # --force retrains a damaged one
       if force or not is_finished(d, record):
         todo.append(cfg)
       elif not (d / records.PARAMS_FILE).is_file() and record["status"] != "diverged":

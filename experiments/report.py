@@ -232,7 +232,13 @@ def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
         c[0] for c in next(r for r in rows if r["arm"] == arm and r["experiment"] == exp)["curve"]
       ]
       curves = curves.reshape(len(curves), len(x))
-      ax.plot(x, curves.mean(0), "o-", color=colors[arm], label=f"{arm} ({len(curves)} seeds)")
+      ax.plot(
+        x,
+        curves.mean(0),
+        "o-",
+        color=colors[arm],
+        label=f"{arm} ({len(curves)} seed{'s' * (len(curves) > 1)})",
+      )
       ax.fill_between(x, curves.min(0), curves.max(0), color=colors[arm], alpha=0.2)
     ax.set(
       title=f"{exp} (n={width})",
