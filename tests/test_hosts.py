@@ -35,11 +35,15 @@ def _ours_alone(output: str) -> str:
   return line
 
 
-def _kill_when_checkpointed(pair, out, victim):
+def _wait_for_a_checkpoint(pair, out):
   deadline = time.time() + 180
   while not list(out.glob(".checkpoints/*/checkpoint.json")):
     assert all(p.poll() is None for p in pair) and time.time() < deadline
     time.sleep(0.1)
+
+
+def _kill_when_checkpointed(pair, out, victim):
+  _wait_for_a_checkpoint(pair, out)
   pair[victim].send_signal(signal.SIGKILL)
   killed = time.time()
   survivor = pair[1 - victim]
@@ -85,10 +89,7 @@ def test_signals_reach_the_worker_through_its_supervisor(tmp_path):
   """SIGTERM to the process a scheduler started: checkpoint, exit 143, as in one process."""
   argv = LONG + ["--checkpoint-every-s", "0"] + FAST_TIMEOUTS
   pair = _pair(argv, tmp_path / "two", _free_port())
-  deadline = time.time() + 180
-  while not list((tmp_path / "two").glob(".checkpoints/*/checkpoint.json")):
-    assert pair[0].poll() is None and time.time() < deadline
-    time.sleep(0.1)
+  _wait_for_a_checkpoint(pair, tmp_path / "two")
   for p in pair:
     p.send_signal(signal.SIGTERM)
   assert [p.wait(timeout=120) for p in pair] == [143, 143]
