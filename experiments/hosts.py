@@ -162,13 +162,17 @@ def fault_line(text, code, job, timeouts, out, command, log) -> str:
   """
   (me, count), (connect_s, peer_s) = job, timeouts
   others = [str(i) for i in range(count or 0) if i != me]
-  other = f"process {others[0]}" if len(others) == 1 else "another process"
+
+  def name(ids):
+    return "the coordinator, process 0," if ids == ["0"] else f"process {', '.join(ids)}"
+
+  other = name(others) if len(others) == 1 else "another process"
   heartbeat = re.findall(r"Task (\d+) heartbeat timeout|heartbeats\):\s*(\d+)", text)
   if "RegisterTask" in text or "Barrier timed out" in text:
     who = other if len(others) == 1 else "not every process"
     what = f"{who} never connected (waited {connect_s} s for every process to join)"
   elif ids := sorted({a or b for a, b in heartbeat} - {str(me)}):
-    what = f"process {', '.join(ids)} stopped answering (silent for {peer_s} s)"
+    what = f"{name(ids)} stopped answering (silent for {peer_s} s)"
   elif me not in (0, None) and re.search(r"Socket closed|failed to connect", text):
     what = "the coordinator, process 0, stopped answering (its connection closed)"
   elif "Gloo" in text:

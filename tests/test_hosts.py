@@ -115,6 +115,7 @@ def test_signals_reach_the_worker_through_its_supervisor(tmp_path):
       "process 1 stopped answering (its connection closed",
     ),
     ("ValueError: UNKNOWN: Gloo all-reduce failed", (0, 4), "another process stopped"),
+    ("ValueError: UNKNOWN: Gloo all-reduce failed", (1, 2), "the coordinator, process 0, stopped"),
   ],
 )
 def test_the_line_names_what_the_runtime_logged(log, job, expected, tmp_path):
