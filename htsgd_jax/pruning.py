@@ -235,7 +235,7 @@ def _dense_layer_names(params) -> list[str]:
       shape = None if kernel is None else tuple(np.shape(kernel))
       raise ValueError(
         f"{name} is not a dense layer (its kernel is {shape}): compact_dense shrinks dense"
-        " stacks of 2-D kernels (fan_in, units); a convolution's pruned filters stay masked."
+        " stacks of 2-D kernels (fan_in, units); compact_conv shrinks a VGG11Wide stack."
       )
     if fan_in is not None and np.shape(kernel)[0] != fan_in:
       raise ValueError(
@@ -332,3 +332,84 @@ def dense_cost(params) -> dict[str, int]:
     parameters += fan_in * fan_out + biases
     flops += 2 * fan_in * fan_out + biases
   return dict(parameters=int(parameters), flops=int(flops))
+
+
+def _conv_stack_names(params, channels) -> list[str]:
+  """The conv layers of a ``VGG11Wide`` stack, checked against ``channels``."""
+  widths = [int(c) for c in channels if c != "M"]
+  names = [f"conv_{i}" for i in range(len(widths))]
+  expected = [*names, columns_lib.CLASSIFIER_NAME]
+  if sorted(params) != sorted(expected):
+    raise ValueError(
+      f"compact_conv shrinks a VGG11Wide stack ({', '.join(expected)} for these channels);"
+      f" got layers {', '.join(sorted(params))}."
+    )
+  fan_in = None
+  for name, width in zip([*names, columns_lib.CLASSIFIER_NAME], [*widths, None]):
+    layer = params[name]
+    if set(layer) != {"kernel"}:
+      raise ValueError(
+        f"{name} holds {sorted(layer)}: compact_conv shrinks bias-free stacks (a pruned"
+        " filter's bias would leave a constant map that zero padding makes non-constant)."
+      )
+    shape = tuple(np.shape(layer["kernel"]))
+    rank = 2 if width is None else 4
+    if (
+      len(shape) != rank
+      or (width is not None and shape[-1] != width)
+      or (fan_in is not None and shape[-2] != fan_in)
+    ):
+      raise ValueError(
+        f"{name}'s kernel has shape {shape}, which does not follow the layer before it"
+        f" ({fan_in} channels) and the channels {tuple(channels)}."
+      )
+    fan_in = shape[-1]
+  return names
+
+
+def compact_conv(params, channels) -> tuple[dict, tuple[int | str, ...]]:
+  """Removes the pruned filters of a VGG-style CNN: a smaller network, the same function.
+
+  For the bias-free stack of :class:`htsgd_jax.models.VGG11Wide` (3×3
+  convolutions ``conv_0 …`` with ReLU and 2×2 max-pooling as ``channels``
+  says, global average pooling, one ``classifier``), every filter that is all
+  zeros (pruned by :func:`prune`) outputs a map of zeros, which ReLU, pooling
+  and the next convolution's zero padding keep at zero. It goes, with its
+  input channel in the next convolution, or its row in the classifier. The
+  pooling layout stays. A layer whose filters are all pruned keeps one zero
+  filter, as a Flax layer needs one.
+
+  Args:
+    params: pruned parameters of a ``VGG11Wide(channels=channels)``.
+    channels: that network's layout (ints and ``"M"``).
+
+  Returns:
+    ``(params, channels)`` of the smaller network:
+    ``VGG11Wide(num_classes, channels=channels).apply({"params": params}, x)``
+    computes what the masked network computes.
+
+  Example:
+    >>> p = {"conv_0": {"kernel": jnp.ones((3, 3, 1, 2))},
+    ...      "conv_1": {"kernel": jnp.ones((3, 3, 2, 3)).at[..., 1].set(0)},
+    ...      "classifier": {"kernel": jnp.ones((3, 10))}}
+    >>> small, layout = compact_conv(p, (2, "M", 3, "M"))
+    >>> layout, small["classifier"]["kernel"].shape
+    ((2, 'M', 2, 'M'), (2, 10))
+  """
+  names = _conv_stack_names(params, channels)
+  out, widths = {}, []
+  kept_before = None
+  for name in [*names, columns_lib.CLASSIFIER_NAME]:
+    kernel = np.asarray(params[name]["kernel"])
+    if kept_before is not None:
+      kernel = kernel[..., kept_before, :] if kernel.ndim == 4 else kernel[kept_before]
+    if name != columns_lib.CLASSIFIER_NAME:
+      kept_before = np.any(kernel != 0, axis=(0, 1, 2))
+      if not kept_before.any():
+        kept_before[0] = True  # an all-zero layer computes zeros with one zero filter too
+      kernel = kernel[..., kept_before]
+      widths.append(int(kept_before.sum()))
+    out[name] = {"kernel": kernel}
+  it = iter(widths)
+  layout = tuple(c if c == "M" else next(it) for c in channels)
+  return out, layout
