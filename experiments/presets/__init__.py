@@ -19,7 +19,7 @@ import importlib
 
 from htsgd_jax.config import COMPUTE_DTYPES, TrainConfig
 
-NAMES = ("ecg5000_fcn", "mnist_fcn", "cifar10_fcn", "cifar10_vgg", "cifar100_fcn")
+NAMES = ("ecg5000_fcn", "mnist_fcn", "mnist_vgg", "cifar10_fcn", "cifar10_vgg", "cifar100_fcn")
 GROUPS = {"quick": ("ecg5000_fcn:quick", "mnist_fcn:quick")}
 # What Experiment.with_compute_dtype appends to an experiment's name.
 COMPUTE_SUFFIXES = tuple(f"_{d}" for d in COMPUTE_DTYPES)
@@ -177,7 +177,8 @@ def listing() -> str:
     else:
       (exp,) = get_experiments(name)
       c = exp.noisy
-      width = f" n={'/'.join(map(str, exp.widths or [c.width]))}" if c.model != "vgg11_wide" else ""
+      widths = "/".join(map(str, exp.widths or [c.width]))
+      width = {"vgg11_wide": "", "vgg11": f" width {widths}"}.get(c.model, f" n={widths}")
       what = f"{c.dataset} {c.model}{width}, {len(exp.seeds)} seeds"
     lines.append(f"{name:22s} {what:46s} {', '.join(commands_taking(name))}")
   return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""MNIST, VGG-11 (the ``vgg11_wide`` shape, channels scaled): noisy vs plain SGD.
+
+The authors' CNN experiment (``vgg11_wide`` on CIFAR-10, one α-stable scalar
+per filter, whole filters pruned) on data this machine has: MNIST padded to
+32×32 with background (``mnist32``), so that VGG-11's five 2×2 poolings end
+at 1×1 as on CIFAR; 3×3 bias-free convolutions, ReLU, max-pooling, global
+average pooling, one classifier (:func:`htsgd_jax.models.vgg11_channels`).
+Noise type 1 per filter (``conv_column="filter"``, the authors'
+``--iterate_noise_filter``), first convolution untouched, convergence judged
+before the step's noise, as the authors do. Pruning removes whole filters
+by the 10% energy rule (first convolution and classifier excluded).
+
+Quick variant (width 8: channels 8–64, 147k convolution weights; 10k
+training images; 5 seeds per arm; one job per run, minutes each on 2 CPU
+cores)::
+
+  python -m experiments.reproduce --preset mnist_vgg:quick
+  python -m experiments.reproduce --preset mnist_vgg:quick --arms noisy --seeds 3   # one run
+
+Full variant (width 64: channels 64–512, the full 60k images, 100%... a GPU's
+work; not run here)::
+
+  python -m experiments.reproduce --preset mnist_vgg
+
+float32: at these widths XLA:CPU's bfloat16 convolutions are no faster
+(``python -m benchmarks --only cnn``). lr, batch size and the targets are our
+choices. σ was chosen by measurement::
+
+  python -m experiments.sweep --preset mnist_vgg:quick --seeds 101 \
+      --sigmas 0.003 0.01 0.03 0.1 --tune sigma
+"""
+
+import dataclasses
+
+from experiments.presets import Experiment
+from htsgd_jax.config import TrainConfig
+
+SIGMA = 0.1
+
+
+def get_config(variant: str = "full") -> Experiment:
+  noisy = TrainConfig(
+    dataset="mnist32",
+    model="vgg11",
+    width=64,
+    noise_type=1,
+    alpha=1.75,
+    sigma=SIGMA,
+    lr=0.05,
+    batch_size=128,
+    target_accuracy=99.9,
+    eval_every=500,
+    max_steps=50_000,
+    conv_column="filter",
+    converge_on="before_noise",
+  )
+  if variant == "quick":
+    quick = dataclasses.replace(
+      noisy, width=8, train_subset=10_000, target_accuracy=99.0, max_steps=4000, eval_every=100
+    )
+    return Experiment("mnist_vgg_quick", quick, notes=__doc__)
+  return Experiment("mnist_vgg", noisy, notes=__doc__)
