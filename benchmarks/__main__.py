@@ -3,6 +3,7 @@
   python -m benchmarks                    # all but time-to-result, ~6 min on 2 cores
   python -m benchmarks --only sampler step
   python -m benchmarks --only mixed       # float32 vs bfloat16 compute at the paper's scale
+  python -m benchmarks --only cnn         # the CNN step and its convolutions, both dtypes
   python -m benchmarks --time-to-result   # adds the quick reproduction (~5 min)
   python -m benchmarks --json results/bench.json
 
@@ -217,27 +218,23 @@ PRODUCTS = {
 }
 
 
-def _mnist_program(width: int, batch: int, dtype: str, steps: int):
-  """The training program's ``steps`` SGD steps at the authors' MNIST setting, timed whole.
+def _program_steps(cfg: TrainConfig, input_shape: tuple[int, ...], steps: int):
+  """The training program's ``steps`` SGD steps of ``cfg``, timed whole.
 
-  The preset's config (type 1 noise, convergence judged before the noise) on
-  MNIST-shaped random data of 12 batches: gathers, both products, the noise
-  and the update, exactly as in training, without the evaluation.
+  On random data of ``input_shape`` and 12 batches: gathers, products or
+  convolutions, the noise and the update, exactly as in training, without
+  the evaluation.
   """
-  from experiments.presets import get_experiments
   from htsgd_jax.data import Dataset
 
-  (exp,) = get_experiments("mnist_fcn")
-  cfg = dataclasses.replace(
-    exp.noisy, width=width, batch_size=batch, compute_dtype=dtype, eval_every=steps
-  )
+  cfg = dataclasses.replace(cfg, eval_every=steps, train_subset=None)
   rng = np.random.default_rng(0)
-  n = 12 * batch
+  n = 12 * cfg.batch_size
   ds = Dataset(
     "synthetic",
-    rng.normal(size=(n, 28, 28, 1)).astype(np.float32),
+    rng.normal(size=(n, *input_shape)).astype(np.float32),
     rng.integers(0, 10, n).astype(np.int32),
-    rng.normal(size=(10, 28, 28, 1)).astype(np.float32),
+    rng.normal(size=(10, *input_shape)).astype(np.float32),
     rng.integers(0, 10, 10).astype(np.int32),
     10,
     "numpy",
@@ -247,6 +244,151 @@ def _mnist_program(width: int, batch: int, dtype: str, steps: int):
   seeds, hyper = trainer.per_run_inputs()
   states = trainer.program.init(seeds, hyper)
   return lambda: trainer.program.steps(states, hyper, jnp.int32(0), data)
+
+
+def _mnist_program(width: int, batch: int, dtype: str, steps: int):
+  """The program's steps at the authors' MNIST setting (the preset's type 1 noise, before-noise
+  convergence), at ``width``, ``batch`` and compute ``dtype``."""
+  from experiments.presets import get_experiments
+
+  (exp,) = get_experiments("mnist_fcn")
+  cfg = dataclasses.replace(exp.noisy, width=width, batch_size=batch, compute_dtype=dtype)
+  return _program_steps(cfg, (28, 28, 1), steps)
+
+
+def _in_a_loop(fn, args, steps: int):
+  """``fn(*args)`` ``steps`` times inside one ``scan``, as a training program runs it.
+
+  The first argument is carried (and touched) so that nothing is hoisted out
+  of the loop; outputs are reduced inside it, so no fresh buffer per call.
+  """
+
+  def body(first, _):
+    out = fn(first, *args[1:])
+    return first + (0 * out.ravel()[0]).astype(first.dtype), None
+
+  loop = jax.jit(lambda first: jax.lax.scan(body, first, None, length=steps)[0])
+  return lambda: loop(args[0])
+
+
+def conv_flops(channels, size: int, c_in: int, batch: int) -> tuple[list[tuple], int]:
+  """Per convolution of a VGG stack ``(name, hw, c_in, c_out, forward FLOPs)``, and the total.
+
+  Example:
+    >>> conv_flops((8, "M", 16), 4, 1, 1)
+    ([('conv_0', 4, 1, 8, 2304), ('conv_1', 2, 8, 16, 9216)], 11520)
+  """
+  layers, i = [], 0
+  for c in channels:
+    if c == "M":
+      size //= 2
+      continue
+    layers.append((f"conv_{i}", size, c_in, int(c), 2 * batch * size * size * 9 * c_in * int(c)))
+    c_in, i = int(c), i + 1
+  return layers, sum(layer[-1] for layer in layers)
+
+
+def bench_cnn(repeats: int) -> list[dict]:
+  """The CNN step of ``mnist_vgg:quick`` and VGG11-wide on CIFAR-shaped input, per dtype.
+
+  Steps are the training program's own (noise per filter, convergence judged
+  before it). Each convolution's forward pass, and the first pruned layer's
+  kernel gradient (autodiff's convolution against the im2col product the
+  models use), are timed inside a loop, as the program runs them. A step's
+  FLOPs count each convolution three times (forward, input and kernel
+  gradients).
+  """
+  from experiments.presets import get_experiments
+
+  rows = []
+  (exp,) = get_experiments("mnist_vgg:quick")
+  cifar = dataclasses.replace(exp.noisy, model="vgg11_wide", dataset="cifar10")
+  settings = (
+    ("mnist_vgg:quick", exp.noisy, (32, 32, 1), models.vgg11_channels(exp.noisy.width), 10),
+    ("vgg11_wide, CIFAR-shaped", cifar, (32, 32, 3), models.VGG11_WIDE_CHANNELS, 1),
+  )
+  for name, cfg, shape, channels, steps in settings:
+    layers, flops = conv_flops(channels, shape[0], shape[2], cfg.batch_size)
+    times = timed_interleaved(
+      {
+        d: _program_steps(dataclasses.replace(cfg, compute_dtype=d), shape, steps)
+        for d in models.COMPUTE_DTYPES
+      },
+      max(repeats // (1 if steps > 1 else 2), 2),
+    )
+    for d in models.COMPUTE_DTYPES:
+      per_step = times[d]["median"] / steps
+      rows.append(
+        dict(
+          bench="cnn_step",
+          setting=name,
+          dtype=d,
+          batch=cfg.batch_size,
+          time={k: v / steps for k, v in times[d].items()},
+          gflops=3 * flops / per_step / 1e9,
+          speedup=times["float32"]["median"] / times[d]["median"],
+        )
+      )
+    if steps == 1:
+      continue
+    batch = cfg.batch_size
+    for layer, hw, c_in, c_out, layer_flops in layers:
+      x = jax.random.normal(jax.random.key(1), (batch, hw, hw, c_in))
+      k = jax.random.normal(jax.random.key(2), (3, 3, c_in, c_out)) * 0.1
+      convs = {
+        d: _in_a_loop(
+          models.conv_with_matmul_gradient, (x.astype(d), k.astype(d), (1, 1), "SAME"), 10
+        )
+        for d in models.COMPUTE_DTYPES
+      }
+      t = timed_interleaved(convs, max(repeats, 3))
+      for d in models.COMPUTE_DTYPES:
+        rows.append(
+          dict(
+            bench="cnn_conv",
+            setting=name,
+            layer=f"{layer} {hw}x{hw} {c_in}->{c_out}",
+            dtype=d,
+            time=t[d]["median"] / 10,
+            gflops=layer_flops / (t[d]["median"] / 10) / 1e9,
+          )
+        )
+    # The kernel gradient of the first pruned layer: autodiff's convolution vs im2col.
+    _, hw, c_in, c_out, layer_flops = layers[1]
+    x = jax.random.normal(jax.random.key(1), (batch, hw, hw, c_in))
+    k = jax.random.normal(jax.random.key(2), (3, 3, c_in, c_out)) * 0.1
+    g = jax.random.normal(jax.random.key(3), (batch, hw, hw, c_out))
+
+    def kernel_gradient(conv):
+      return lambda x, g: jax.vjp(lambda k: conv(x, k), k)[1](g)[0]
+
+    def autodiff(x, k):
+      return jax.lax.conv_general_dilated(
+        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+      )
+
+    def im2col(x, k):
+      return models.conv_with_matmul_gradient(x, k, (1, 1), "SAME")
+
+    t = timed_interleaved(
+      {
+        n: _in_a_loop(kernel_gradient(c), (x, g), 10)
+        for n, c in (("autodiff conv", autodiff), ("im2col product", im2col))
+      },
+      max(repeats, 3),
+    )
+    for n in t:
+      rows.append(
+        dict(
+          bench="cnn_conv",
+          setting=name,
+          layer=f"conv_1 kernel gradient, {n}",
+          dtype="float32",
+          time=t[n]["median"] / 10,
+          gflops=layer_flops / (t[n]["median"] / 10) / 1e9,
+        )
+      )
+  return rows
 
 
 def bench_mixed_precision(repeats: int, width: int = 5000, batch: int = 5000) -> list[dict]:
@@ -455,13 +597,29 @@ def table(rows: list[dict]) -> str:
         f"  {r['time']['median'] * 1e3:.0f} ms ({r['gflops']:.0f} GFLOP/s)"
         + ("  [in the step]" if r["in_step"] else "")
       )
+    elif b == "cnn_step":
+      t = r["time"]
+      lines.append(
+        f"cnn      {r['setting']} step, batch {r['batch']}, {r['dtype']:8s}"
+        f"  {t['median'] * 1e3:.0f} ms [{t['min'] * 1e3:.0f}, {t['max'] * 1e3:.0f}]"
+        f" ({r['gflops']:.0f} GFLOP/s)  {r['speedup']:.2f}x float32"
+      )
+    elif b == "cnn_conv":
+      lines.append(
+        f"cnn      {r['setting']} {r['layer']:38s} {r['dtype']:8s}"
+        f"  {r['time'] * 1e3:.2f} ms ({r['gflops']:.0f} GFLOP/s)"
+      )
     elif b == "time_to_result":
       lines.append(f"result   quick reproduction (ECG5000 + MNIST, 12 runs): {r['seconds']:.0f} s")
   return "\n".join(lines)
 
 
 BENCHES = dict(
-  sampler=bench_sampler, step=bench_step, seeds=bench_seeds, mixed=bench_mixed_precision
+  sampler=bench_sampler,
+  step=bench_step,
+  seeds=bench_seeds,
+  mixed=bench_mixed_precision,
+  cnn=bench_cnn,
 )
 
 

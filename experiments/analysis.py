@@ -168,6 +168,7 @@ def _row(label, arm, cfg: TrainConfig, path, record, analysis: dict | None) -> d
   row = dict(
     experiment=label,
     arm=arm,
+    model=cfg.model,
     width=cfg.width,
     seed=cfg.seed,
     status=record["status"],

@@ -69,21 +69,43 @@ def steps_to_target(rows: list[dict]) -> str:
   return text or "—"
 
 
+CONV_MODELS = ("vgg11", "vgg11_wide")
+
+
+def unit_names(rows: list[dict]) -> tuple[str, str]:
+  """What a column is in these rows' networks, and what their width counts.
+
+  A convolutional network's columns are its filters, and its width is the
+  first convolution's channels; an FCN's are hidden units, ``n``.
+
+  Example:
+    >>> unit_names([{"model": "vgg11"}]), unit_names([{"model": "fcn"}])
+    (('filter', 'width'), ('column', 'n'))
+  """
+  models = {r.get("model", "fcn") for r in rows}
+  if models <= set(CONV_MODELS):
+    return "filter", "width"
+  if models & set(CONV_MODELS):
+    return "column", "width"
+  return "column", "n"
+
+
 def markdown_table(rows: list[dict]) -> str:
   """Mean ± std over seeds per experiment, width and arm.
 
   *steps to target* averages the runs that reached the target accuracy and
   counts those that stopped at the step cap instead. *collapsed* counts
   runs that pruning costs more than 5 points of test accuracy; *top column*
-  is the largest column's share of the first hidden layer's energy (the
-  median over seeds, and the maximum): a share near 1 explains a collapse
-  (the rule then keeps that one column). Diverged runs
+  (*top filter* for CNNs) is the largest column's share of the first hidden
+  layer's energy (the median over seeds, and the maximum): a share near 1
+  explains a collapse (the rule then keeps that one column). Diverged runs
   are counted in *runs* and left out of every other column.
   """
+  unit = "filter" if unit_names(rows)[0] == "filter" else "column"
   head = (
     "| experiment | width | arm | runs | steps to target | train acc. | test acc. |"
-    " pruned test acc. | fraction pruned (%) | collapsed | top column (median, max) |"
-    " rel. error | α̂ Hill (col. norms) |"
+    f" pruned test acc. | fraction pruned (%) | collapsed | top {unit} (median, max) |"
+    f" rel. error | α̂ Hill ({unit[:3]}. norms) |"
   )
   lines = [head, "|" + "---|" * (head.count("|") - 1)]
   groups = defaultdict(list)
@@ -118,9 +140,10 @@ def run_table(rows: list[dict]) -> str:
 
   For the few long runs of a paper-scale setting, where each run is a result.
   """
+  unit = "filter" if unit_names(rows)[0] == "filter" else "column"
   head = (
     "| experiment | arm | seed | status | steps | train acc. | test acc. |"
-    " fraction pruned (%) | pruned test acc. | top column | wall time (min) |"
+    f" fraction pruned (%) | pruned test acc. | top {unit} | wall time (min) |"
   )
   lines = [head, "|" + "---|" * (head.count("|") - 1)]
 
@@ -172,6 +195,7 @@ def plot_training(rows: list[dict], out: pathlib.Path) -> pathlib.Path | None:
   fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
   for ax, (exp, width) in zip(axes[0], panels):
     runs = [r for r in rows if (r["experiment"], r["width"]) == (exp, width)]
+    size = unit_names(runs)[1]
     labelled = set()
     for r in sorted(runs, key=lambda r: (r["arm"], r["seed"])):
       h = r["history"]
@@ -190,7 +214,7 @@ def plot_training(rows: list[dict], out: pathlib.Path) -> pathlib.Path | None:
     ]
     every = sorted({r["eval_every"] for r in runs})
     ax.set(
-      title=f"{exp} (n={width})",
+      title=f"{exp} ({size}={width})",
       xlabel="SGD step",
       ylabel=f"train accuracy (%), every {'/'.join(map(str, every))} steps",
       xlim=(0, max(s for r in runs for s in r["history"]["step"])),
@@ -215,6 +239,7 @@ def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
   arms = sorted({r["arm"] for r in rows}, key=lambda a: (a != "plain", a))
   colors = arm_colors(arms)
   panels = sorted({(r["experiment"], r["width"]) for r in rows})
+  unit, size = unit_names(rows)
   paths = []
   fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
   for ax, (exp, width) in zip(axes[0], panels):
@@ -241,8 +266,8 @@ def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
       )
       ax.fill_between(x, curves.min(0), curves.max(0), color=colors[arm], alpha=0.2)
     ax.set(
-      title=f"{exp} (n={width})",
-      xlabel="fraction of columns pruned (each hidden layer)",
+      title=f"{exp} ({size}={width})",
+      xlabel=f"fraction of {unit}s pruned (each hidden layer)",
       ylabel="test accuracy (%)",
     )
     ax.grid(alpha=0.3)
@@ -267,7 +292,9 @@ def plot(rows: list[dict], out: pathlib.Path) -> list[pathlib.Path]:
       survival = 1.0 - np.arange(norms.size) / norms.size
       ax.loglog(norms, survival, color=colors[arm], label=arm)
     ax.set(
-      title=f"{exp} (n={width})", xlabel="column norm (first hidden layer)", ylabel="P(norm > x)"
+      title=f"{exp} ({size}={width})",
+      xlabel=f"{unit} norm (first hidden layer)",
+      ylabel="P(norm > x)",
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend()

