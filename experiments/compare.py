@@ -91,7 +91,7 @@ from experiments.cli import (
   usage_error,
 )
 from experiments.methods import METHODS
-from experiments.presets import get_experiments
+from experiments.presets import COMPARE_MODELS, get_experiments
 from htsgd_jax.config import check_fits
 
 
@@ -186,8 +186,10 @@ def main(argv=None) -> int:
     experiments = get_experiments(args.preset, "compare")
   except ValueError as err:
     usage_error(str(err))
-  if len(experiments) != 1 or experiments[0].noisy.model != "fcn":
-    usage_error(f"compare needs one FCN preset (e.g. ecg5000_fcn:quick); {args.preset!r} is not.")
+  if len(experiments) != 1 or experiments[0].noisy.model not in COMPARE_MODELS:
+    usage_error(
+      f"compare needs one FCN or VGG preset (e.g. ecg5000_fcn:quick); {args.preset!r} is not."
+    )
   exp = experiments[0].with_compute_dtype(args.compute_dtype)
   seeds = tuple(args.seeds or exp.seeds)
   check_unique_seeds(seeds)

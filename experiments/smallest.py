@@ -1,14 +1,18 @@
 """Each run's smallest network at the accuracy you need: searched, built for real, checked, timed.
 
 The search is :func:`experiments.tuning.search` (on the test split); the
-smallest version is built with :func:`htsgd_jax.compact_dense`, checked to
-compute its masked version's logits, and timed against the full network;
-optionally it is fine-tuned (:func:`fine_tuned_accuracy`).
+smallest version is built with :func:`htsgd_jax.compact_dense` (an FCN) or
+:func:`htsgd_jax.compact_conv` (a VGG), checked to compute its masked
+version's logits, and timed against the full network; optionally it is
+fine-tuned (:func:`fine_tuned`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +22,8 @@ from benchmarks.timing import timed_interleaved
 from experiments import tuning
 from experiments.analysis import apply_fn
 from experiments.tuning import Trained
-from htsgd_jax import columns as columns_lib
-from htsgd_jax import compression, finetune, pruning
+from htsgd_jax import compression, finetune, models, pruning
+from htsgd_jax.config import TrainConfig
 from htsgd_jax.data import Dataset
 from htsgd_jax.train import evaluate
 
@@ -27,6 +31,55 @@ LATENCY_BATCHES = (1, 1000)
 
 # The compact network must compute the masked one's logits to float32 rounding.
 MATCH_TOLERANCE = 1e-4
+
+
+class Compact(NamedTuple):
+  """A network with its removed units gone: what it keeps, how to run it, what it costs."""
+
+  params: dict
+  apply: Callable  # apply(params, x) -> logits, jitted, float32
+  units: int  # hidden units (filters) kept, over all hidden layers
+  cost: dict  # parameters, flops per example
+
+
+@functools.cache
+def _vgg_apply(channels: tuple, num_classes: int) -> Callable:
+  model = models.VGG11Wide(num_classes=num_classes, channels=channels)
+  return jax.jit(lambda params, x: model.apply({"params": params}, x))
+
+
+_dense_apply = jax.jit(pruning.dense_apply)
+
+
+def _layout(cfg: TrainConfig) -> tuple | None:
+  """The VGG channel layout ``cfg`` trains, or None for a dense network."""
+  if not models.has_convolutions(models.build_model(cfg.model, 2, cfg.width)):
+    return None
+  return tuple(
+    models.vgg11_channels(cfg.width) if cfg.model == "vgg11" else models.VGG11_WIDE_CHANNELS
+  )
+
+
+def _network(params, layout, dataset: Dataset) -> Compact:
+  if layout is None:
+    units = sum(np.shape(v["kernel"])[1] for k, v in params.items() if k != "classifier")
+    return Compact(params, _dense_apply, units, pruning.dense_cost(params))
+  units = sum(c for c in layout[1:] if c != "M")  # conv_0 is not a hidden layer
+  apply = _vgg_apply(layout, dataset.num_classes)
+  return Compact(params, apply, units, pruning.conv_cost(params, layout, dataset.input_shape))
+
+
+def as_is(params, cfg: TrainConfig, dataset: Dataset) -> Compact:
+  """The network at its full size, removed units (if any) still in place."""
+  return _network(params, _layout(cfg), dataset)
+
+
+def compact(params, cfg: TrainConfig, dataset: Dataset) -> Compact:
+  """``params`` (removed units zero) as the smaller network that computes the same."""
+  layout = _layout(cfg)
+  if layout is None:
+    return _network(pruning.compact_dense(params).params, None, dataset)
+  return _network(*pruning.compact_conv(params, layout), dataset)
 
 
 def measure(
@@ -39,48 +92,46 @@ def measure(
   architecture, its removed units zero: the compact network's logits).
   """
   cfg = trained[0].config
-  # The check is of compact_dense, so both sides compute in float32: a bfloat16 forward pass
+  # The check is of the compaction, so both sides compute in float32: a bfloat16 forward pass
   # differs from the float32 compact one by its rounding (~1e-3 of the logits), not by a bug.
   apply = apply_fn(dataclasses.replace(cfg, compute_dtype="float32"), dataset.num_classes)
   x_check = jnp.asarray(dataset.x_test[:1000])
   inputs = {
     b: jnp.asarray(np.resize(dataset.x_test, (b, *dataset.input_shape))) for b in LATENCY_BATCHES
   }
-  apply_dense = jax.jit(pruning.dense_apply)
   rows, smallest = [], []
   for i, t in enumerate(trained):
     masked = t.params
+    full = as_is(t.params, cfg, dataset)
     if found.units[i, 0] < 0:
       # No version of this network reaches the target: it counts at full size.
-      widths = {
-        k: np.shape(v["kernel"])[1] for k, v in t.params.items() if k != columns_lib.CLASSIFIER_NAME
-      }
-      compact, mismatch = pruning.CompactNetwork(t.params, widths), 0.0
+      small, mismatch = full, 0.0
     else:
       masked = compression.without_units(
         t.params, found.units[i, 0], found.n_units, cfg.conv_column
       )
-      compact = pruning.compact_dense(masked)
+      small = compact(masked, cfg, dataset)
       want = np.asarray(apply(masked, x_check))
-      got = np.asarray(apply_dense(compact.params, x_check))
+      got = np.asarray(small.apply(small.params, x_check))
       mismatch = float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
       if not mismatch <= MATCH_TOLERANCE:
         raise AssertionError(
           f"the compact network of {t.method} seed {t.seed} differs from its masked version"
-          f" by {mismatch:.2e} of the logit scale; this is a bug in compact_dense."
+          f" by {mismatch:.2e} of the logit scale; this is a bug in compact_dense/compact_conv."
         )
     row = dict(
-      compact_widths=sum(compact.widths.values()),
+      compact_widths=small.units,
       compact_mismatch=mismatch,
-      **{f"compact_{k}": v for k, v in pruning.dense_cost(compact.params).items()},
-      **{f"full_{k}": v for k, v in pruning.dense_cost(t.params).items()},
+      **{f"compact_{k}": v for k, v in small.cost.items()},
+      **{f"full_{k}": v for k, v in full.cost.items()},
     )
     # On the device first, as when serving: the timings are the forward passes alone.
-    on_device = dict(full=jax.device_put(t.params), compact=jax.device_put(compact.params))
+    networks = dict(full=full, compact=small)
+    on_device = {name: jax.device_put(n.params) for name, n in networks.items()}
     for b in LATENCY_BATCHES:
       times = timed_interleaved(
         {
-          name: (lambda b=b, p=params: apply_dense(p, inputs[b]))
+          name: (lambda b=b, p=params, f=networks[name].apply: f(p, inputs[b]))
           for name, params in on_device.items()
         },
         timing_repeats if b > 1 else 5 * timing_repeats,
@@ -108,7 +159,7 @@ def fine_tuned(trained: list[Trained], smallest: list, dataset: Dataset, steps: 
   accuracy = jax.jit(
     jax.vmap(lambda p: evaluate(apply, p, dataset.x_test, dataset.y_test, cfg.eval_batch_size)[1])
   )
-  full = pruning.dense_cost(trained[0].params)["parameters"]
+  full = as_is(trained[0].params, cfg, dataset).cost["parameters"]
   out = [dict(fine_tuned_test_accuracy=None, fine_tuned_parameters_kept=None) for _ in trained]
   for method in dict.fromkeys(t.method for t in trained):
     idx = [i for i, t in enumerate(trained) if t.method == method]
@@ -124,18 +175,19 @@ def fine_tuned(trained: list[Trained], smallest: list, dataset: Dataset, steps: 
     accs = np.asarray(accuracy(compression.stack(tuned)))
     for i, params, a in zip(idx, tuned, accs):
       if all(bool(np.isfinite(leaf).all()) for leaf in jax.tree.leaves(params)):
-        kept = pruning.dense_cost(pruning.compact_dense(params).params)["parameters"]
+        kept = compact(params, cfg, dataset).cost["parameters"]
         out[i] = dict(fine_tuned_test_accuracy=float(a), fine_tuned_parameters_kept=kept / full)
   return out
 
 
-def curve_parameters(trained: list[Trained], found, conv_column: str) -> np.ndarray:
+def curve_parameters(trained: list[Trained], found, dataset: Dataset) -> np.ndarray:
   """``(runs, points)``: parameters of the compact network at each curve point."""
+  cfg = trained[0].config
   out = np.empty(found.curve.shape)
   for i, t in enumerate(trained):
     for j, k in enumerate(found.grid_units):
-      masked = compression.without_units(t.params, k, found.n_units, conv_column)
-      out[i, j] = pruning.dense_cost(pruning.compact_dense(masked).params)["parameters"]
+      masked = compression.without_units(t.params, k, found.n_units, cfg.conv_column)
+      out[i, j] = compact(masked, cfg, dataset).cost["parameters"]
   return out
 
 
@@ -150,7 +202,7 @@ def evaluate_methods(
   """
   found, accuracy, reference = tuning.search(trained, dataset, delta, own=True)
   measured, smallest = measure(trained, found, dataset, timing_repeats)
-  parameters = curve_parameters(trained, found, trained[0].config.conv_column)
+  parameters = curve_parameters(trained, found, dataset)
   rows, curves = [], []
   for i, t in enumerate(trained):
     units, own_units = found.units[i]

@@ -41,6 +41,7 @@ _EXPORTS = {
   "columns_to_prune": "pruning",
   "compact_conv": "pruning",
   "compact_dense": "pruning",
+  "conv_cost": "pruning",
   "dense_apply": "pruning",
   "dense_cost": "pruning",
   "fraction_pruned": "pruning",

@@ -413,3 +413,32 @@ def compact_conv(params, channels) -> tuple[dict, tuple[int | str, ...]]:
   it = iter(widths)
   layout = tuple(c if c == "M" else next(it) for c in channels)
   return out, layout
+
+
+def conv_cost(params, channels, input_shape) -> dict[str, int]:
+  """Size and compute of a VGG stack (as :func:`compact_conv` returns it), per example.
+
+  ``parameters`` counts every kernel entry; ``flops`` counts
+  ``2 · h · w · 9 · c_in · c_out`` per 3×3 convolution at its input's
+  resolution ``h × w`` (each 'M' halves it) plus ``2 · c · classes`` for the
+  classifier, for one ``input_shape = (h, w, c)`` example.
+
+  Example:
+    >>> p = {"conv_0": {"kernel": np.zeros((3, 3, 1, 2))},
+    ...      "classifier": {"kernel": np.zeros((2, 10))}}
+    >>> conv_cost(p, (2, "M"), (4, 4, 1))
+    {'parameters': 38, 'flops': 616}
+  """
+  _conv_stack_names(params, channels)
+  h, w, _ = input_shape
+  flops = i = 0
+  for c in channels:
+    if c == "M":
+      h, w = h // 2, w // 2
+      continue
+    kh, kw, c_in, c_out = np.shape(params[f"conv_{i}"]["kernel"])
+    flops += 2 * h * w * kh * kw * c_in * c_out
+    i += 1
+  flops += 2 * int(np.size(params[columns_lib.CLASSIFIER_NAME]["kernel"]))
+  parameters = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+  return dict(parameters=parameters, flops=int(flops))

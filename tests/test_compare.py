@@ -386,7 +386,7 @@ def test_compare_across_widths_with_a_fixed_budget(tmp_path, capsys):
     (["--seeds", "1"], "at least 2 seeds"),
     (["--delta", "0"], "--delta"),
     (["--validation", "1"], "--validation"),
-    (["--preset", "cifar10_vgg:quick"], "FCN preset"),
+    (["--preset", "quick"], "compare takes one"),
     (["--tuning-seeds", "3", "3"], "repeats a seed"),
     (["--widths", "100", "100"], "--widths must be distinct"),
     (["--widths", "0"], "--widths must be distinct and >= 1"),
@@ -458,3 +458,29 @@ def test_the_compact_check_compares_in_float32_under_bfloat16_compute(trained_di
   trained = [tuning.Trained("plain", 0.0, s, cfg, {}, p) for s, p in zip((1, 2), params)]
   rows, _ = smallest.measure(trained, found, ds, timing_repeats=1)
   assert all(r["compact_mismatch"] <= smallest.MATCH_TOLERANCE for r in rows)
+
+
+def test_a_cnns_smallest_version_is_built_for_real():
+  """compare's compaction of a VGG: fewer filters and parameters, the masked logits."""
+  import jax
+
+  from experiments import smallest
+  from htsgd_jax import compression, models
+  from htsgd_jax.config import TrainConfig
+  from htsgd_jax.data import Dataset
+
+  cfg = TrainConfig(dataset="images", model="vgg11", width=4, conv_column="filter")
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(6, 32, 32, 1)).astype(np.float32)
+  ds = Dataset("images", x, np.zeros(6, np.int32), x, np.zeros(6, np.int32), 10, "numpy")
+  model = models.build_model("vgg11", 10, width=4)
+  params = model.init(jax.random.key(0), x[:1])["params"]
+  params["conv_0"]["kernel"] = np.abs(params["conv_0"]["kernel"])  # ReLUs stay partly open
+  masked = compression.without_units(params, 16, 32, "filter")  # half of every hidden layer
+  full, small = smallest.as_is(params, cfg, ds), smallest.compact(masked, cfg, ds)
+  want = model.apply({"params": masked}, x)
+  np.testing.assert_allclose(small.apply(small.params, x), want, rtol=1e-5, atol=1e-6)
+  assert (full.units, small.units) == (8 + 16 + 16 + 32 * 4, (8 + 16 + 16 + 32 * 4) // 2)
+  assert small.cost["parameters"] < full.cost["parameters"] / 3
+  assert small.cost["flops"] < full.cost["flops"] / 2
+  assert full.cost["parameters"] == sum(np.size(v) for v in jax.tree.leaves(params))

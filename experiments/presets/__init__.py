@@ -24,6 +24,8 @@ GROUPS = {"quick": ("ecg5000_fcn:quick", "mnist_fcn:quick")}
 # What Experiment.with_compute_dtype appends to an experiment's name.
 COMPUTE_SUFFIXES = tuple(f"_{d}" for d in COMPUTE_DTYPES)
 ARMS = ("plain", "noisy")
+# Networks whose smallest version compare builds for real (compact_dense, compact_conv).
+COMPARE_MODELS = ("fcn", "vgg11", "vgg11_wide")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +151,7 @@ def variants(name: str) -> tuple[str, ...]:
 
 
 def commands_taking(preset: str) -> tuple[str, ...]:
-  """The commands that take ``preset``: compare needs one FCN experiment.
+  """The commands that take ``preset``: compare needs one FCN or VGG experiment.
 
   Example:
     >>> commands_taking("quick"), commands_taking("ecg5000_fcn:quick")
@@ -159,7 +161,8 @@ def commands_taking(preset: str) -> tuple[str, ...]:
     return ("reproduce",)  # several experiments: sweep and compare take one
   (exp,) = get_experiments(preset)
   sweep = () if exp.widths else ("sweep",)  # sweep's widths are its own flag
-  return ("reproduce", *sweep) + (("compare",) if exp.noisy.model == "fcn" else ())
+  compare = ("compare",) if exp.noisy.model in COMPARE_MODELS else ()
+  return ("reproduce", *sweep, *compare)
 
 
 def choices(command: str = "reproduce") -> list[str]:
