@@ -106,7 +106,8 @@ def test_list_shows_every_preset_its_variants_and_commands(capsys):
   assert set(listed) == {*GROUPS, *NAMES, *(f"{n}:quick" for n in NAMES), *widths}
   assert listed["quick"].endswith(" reproduce")
   assert listed["ecg5000_fcn:quick"].endswith("reproduce, sweep, compare")
-  assert listed["cifar10_vgg:quick"].endswith("reproduce, sweep")  # compare: FCN only
+  assert listed["cifar10_vgg:quick"].endswith("reproduce, sweep, compare")
+  assert listed["mnist_vgg:quick"].endswith("reproduce, sweep, compare")
   # Several widths: sweep, whose widths are its own flag, does not take them.
   assert listed["mnist_fcn:widths"].endswith("reproduce, compare")
   assert "n=500/1000/2000/5000" in listed["mnist_fcn:widths"]
@@ -148,7 +149,7 @@ def test_a_group_or_unknown_preset_is_refused_with_what_the_command_takes(comman
   err = capsys.readouterr().err
   assert "ecg5000_fcn:quick" in err and "'quick'" not in err.split("takes")[1]
   if command == "compare":
-    assert "cifar10_vgg" not in err
+    assert "mnist_vgg:quick" in err  # CNN presets too (compact_conv)
 
 
 def test_a_command_without_the_packages_says_how_to_set_up():

@@ -235,3 +235,34 @@ def test_cnn_runs_of_one_program_are_the_runs_trained_alone():
   # ...and the noise reached the hidden convolutions, not the first one or the classifier.
   plain, noisy = (r.params for r in together)
   assert not np.allclose(plain["conv_3"]["kernel"], noisy["conv_3"]["kernel"])
+
+
+@pytest.mark.parametrize(
+  "narrow",
+  [
+    True,  # the preset's data and settings, a VGG-11 of width 2: seconds
+    pytest.param(False, marks=pytest.mark.slow),  # vgg11_wide itself: minutes on 2 cores
+  ],
+)
+def test_cifar10_vgg_trains_from_a_tfds_data_directory(narrow):
+  """The CIFAR CNN preset, on TFDS mock data (no download)."""
+  import dataclasses
+
+  import tensorflow_datasets as tfds
+
+  from experiments.presets import get_experiments
+
+  (exp,) = get_experiments("cifar10_vgg:quick")
+  cfg = dataclasses.replace(
+    exp.noisy, batch_size=8, max_steps=2, eval_every=2, train_subset=None, eval_batch_size=16
+  )
+  if narrow:
+    cfg = dataclasses.replace(cfg, model="vgg11", width=2)
+  with tfds.testing.mock_data(num_examples=16):
+    ds = data.load_dataset(cfg.dataset, data_dir="/nonexistent")
+  assert ds.input_shape == (32, 32, 3)
+  (run,) = Trainer([cfg], ds).run(progress=False)
+  assert run.status == "max_steps" and run.steps == 2
+  assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(run.params))
+  width = 16 if narrow else 1024
+  assert run.params["conv_7"]["kernel"].shape == (3, 3, width, width)
