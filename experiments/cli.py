@@ -322,6 +322,30 @@ def load_data_or_exit(cfg):
     usage_error(str(err))
 
 
+def given_config_flags(make_parser, argv, cls) -> dict[str, Any]:
+  """The ``cls`` fields whose flags ``argv`` gives explicitly, with their parsed values.
+
+  ``make_parser()`` builds the command's parser (a fresh one: its defaults
+  are switched off here). A preset's config then takes exactly these
+  (``--preset … --lr X`` trains at X).
+
+  Example:
+    >>> from htsgd_jax.config import TrainConfig
+    >>> def make():
+    ...   p = argparse.ArgumentParser()
+    ...   add_config_flags(p, TrainConfig)
+    ...   return p
+    >>> given_config_flags(make, ["--lr", "0.037", "--width", "10"], TrainConfig)
+    {'width': 10, 'lr': 0.037}
+  """
+  fields = [f.name for f in dataclasses.fields(cls)]
+  absent = object()  # not a string: argparse leaves it unconverted
+  parser = make_parser()
+  parser.set_defaults(**{name: absent for name in fields})
+  given, _ = parser.parse_known_args(argv)
+  return {name: getattr(given, name) for name in fields if getattr(given, name) is not absent}
+
+
 def config_from_args(cls, args: argparse.Namespace, **overrides):
   """Builds ``cls`` from parsed flags; a bad value is refused with its ValueError message."""
   values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}

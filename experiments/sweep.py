@@ -48,6 +48,7 @@ from experiments.cli import (
   check_unique_seeds,
   command,
   config_from_args,
+  given_config_flags,
   init_distributed,
   load_data_or_exit,
   parse_shard,
@@ -133,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
   parser.add_argument(
     "--preset",
     default=None,
-    help="start from a preset's noisy config (flags below override the grid)",
+    help="start from a preset's noisy config (grid flags and config flags given here override it)",
   )
   parser.add_argument(
     "--widths", type=int, nargs="+", default=None, help="hidden widths (default: --width)"
@@ -193,7 +194,11 @@ def main(argv=None) -> int:
       exp = get_experiments(args.preset, "sweep")[0]
     except ValueError as err:
       usage_error(str(err))
-    base, label = exp.noisy, exp.name
+    # The preset's config, with every config flag given on the command line applied to it
+    # (part of each run's fingerprint, so such runs never mix with the preset's own).
+    given = given_config_flags(parser, argv, TrainConfig)
+    base = config_from_args(TrainConfig, argparse.Namespace(**{**exp.noisy.to_dict(), **given}))
+    label = exp.name
     defaults = dict(
       widths=[base.width],
       seeds=list(exp.seeds),

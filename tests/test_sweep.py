@@ -130,3 +130,28 @@ def test_sweep_is_resumable_after_a_kill(tmp_path, monkeypatch):
   csv_rows = (tmp_path / "runs.csv").read_text().strip().splitlines()
   assert len(csv_rows) == 1 + 8
   assert (tmp_path / "table.md").is_file() and (tmp_path / "pruning_curves.png").is_file()
+
+
+def test_a_config_flag_given_with_a_preset_is_applied(tmp_path, capsys):
+  """``sweep --preset NAME --lr X`` trains at X (it once trained at the preset's lr)."""
+  import json
+
+  import pytest
+
+  from experiments.presets import get_experiments
+
+  (exp,) = get_experiments("ecg5000_fcn:quick")
+  assert exp.noisy.lr != 0.037
+  flags = ["--preset", "ecg5000_fcn:quick", "--seeds", "1", "--sigmas", "0", "--no-progress"]
+  short = ["--max-steps", "10", "--eval-every", "10", "--out", str(tmp_path / "s")]
+  assert sweep.main([*flags, *short, "--lr", "0.037"]) == 0
+  (record,) = (tmp_path / "s").glob("*/record.json")
+  config = json.loads(record.read_text())["config"]
+  assert (config["lr"], config["max_steps"], config["batch_size"]) == (
+    0.037,
+    10,
+    exp.noisy.batch_size,
+  )
+  with pytest.raises(SystemExit):  # and a bad one is refused, as without a preset
+    sweep.main([*flags, *short, "--lr", "-1"])
+  assert "lr must be a positive number" in capsys.readouterr().err
