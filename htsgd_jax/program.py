@@ -347,7 +347,20 @@ def build_program(
   before_noise = cfg.converge_on == "before_noise"
   # Convolutions on CPUs run one run at a time (see over_runs).
   one_at_a_time = models_lib.has_convolutions(model) and jax.default_backend() == "cpu"
-  step_runs = over_runs(step_one, (0, 0, None, None, None, None, 0), one_at_a_time)
+
+  def step_or_skip(state: RunState, hyper: Hyper, t, x, y, x_flat, batches_t):
+    """``step_one``, skipped by a run that has stopped: a real branch when runs go one at a
+    time, so a stopped run costs nothing while the others train on."""
+
+    def skipped(state, *_):
+      return state, jnp.array(jnp.nan, jnp.float32), state.params, batches_t
+
+    go = state.active & (t < cfg.max_steps)
+    return jax.lax.cond(go, step_one, skipped, state, hyper, t, x, y, x_flat, batches_t)
+
+  step_runs = over_runs(
+    step_or_skip if one_at_a_time else step_one, (0, 0, None, None, None, None, 0), one_at_a_time
+  )
   eval_runs = over_runs(eval_one, (0, None), one_at_a_time)
 
   def train_steps(states: RunState, hyper: Hyper, t0, data):
