@@ -11,14 +11,21 @@ before the step's noise, as the authors do. Pruning removes whole filters
 by the 10% energy rule (first convolution and classifier excluded).
 
 Quick variant (width 8: channels 8–64, 147k convolution weights; 10k
-training images; 5 seeds per arm; one job per run, minutes each on 2 CPU
-cores)::
+training images; 5 seeds per arm; one job per arm, plain 5 min and noisy 14
+min on 2 CPU cores; ``results/mnist_vgg_quick``)::
 
-  python -m experiments.reproduce --preset mnist_vgg:quick
-  python -m experiments.reproduce --preset mnist_vgg:quick --arms noisy --seeds 3   # one run
+  python -m experiments.reproduce --preset mnist_vgg:quick --arms plain
+  python -m experiments.reproduce --preset mnist_vgg:quick --arms noisy
+  python -m experiments.reproduce --preset mnist_vgg:quick --report-only
 
-Full variant (width 64: channels 64–512, the full 60k images, 100%... a GPU's
-work; not run here)::
+Measured (2026-12-04, 2-core CPU): plain SGD reaches 99% in 800–1100 steps
+(97.4% test) and the 10% rule removes 10.7% of its convolution weights at a
+cost of 2.8 points. The noisy arm reaches 99% in 1 seed of 5 (step 2100;
+11.9% pruned at a cost of 0.1 point); kicks send the others to chance: two
+recover part way by the cap (94.4%, 79.5%), one stays there, one diverges.
+
+Full variant (width 64: channels 64–512, the full 60k images, a 99.9%
+target; a GPU's work, not run here)::
 
   python -m experiments.reproduce --preset mnist_vgg
 
