@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 from benchmarks.timing import timed, timed_interleaved
-from htsgd_jax import models, noise, stable
+from htsgd_jax import models, noise, pruning, stable
 from htsgd_jax.data import load_dataset
 from htsgd_jax.train import TrainConfig, Trainer
 
@@ -271,23 +271,6 @@ def _in_a_loop(fn, args, steps: int):
   return lambda: loop(args[0])
 
 
-def conv_flops(channels, size: int, c_in: int, batch: int) -> tuple[list[tuple], int]:
-  """Per convolution of a VGG stack ``(name, hw, c_in, c_out, forward FLOPs)``, and the total.
-
-  Example:
-    >>> conv_flops((8, "M", 16), 4, 1, 1)
-    ([('conv_0', 4, 1, 8, 2304), ('conv_1', 2, 8, 16, 9216)], 11520)
-  """
-  layers, i = [], 0
-  for c in channels:
-    if c == "M":
-      size //= 2
-      continue
-    layers.append((f"conv_{i}", size, c_in, int(c), 2 * batch * size * size * 9 * c_in * int(c)))
-    c_in, i = int(c), i + 1
-  return layers, sum(layer[-1] for layer in layers)
-
-
 def bench_cnn(repeats: int) -> list[dict]:
   """The CNN step of ``mnist_vgg:quick`` and VGG11-wide on CIFAR-shaped input, per dtype.
 
@@ -308,7 +291,12 @@ def bench_cnn(repeats: int) -> list[dict]:
     ("vgg11_wide, CIFAR-shaped", cifar, (32, 32, 3), models.VGG11_WIDE_CHANNELS, 1),
   )
   for name, cfg, shape, channels, steps in settings:
-    layers, flops = conv_flops(channels, shape[0], shape[2], cfg.batch_size)
+    batch = cfg.batch_size
+    layers = [
+      (layer, h, c_in, c_out, 2 * batch * h * w * 9 * c_in * c_out)
+      for layer, h, w, c_in, c_out in pruning.conv_layers(channels, shape)
+    ]
+    flops = sum(layer[-1] for layer in layers)
     times = timed_interleaved(
       {
         d: _program_steps(dataclasses.replace(cfg, compute_dtype=d), shape, steps)
@@ -331,7 +319,6 @@ def bench_cnn(repeats: int) -> list[dict]:
       )
     if steps == 1:
       continue
-    batch = cfg.batch_size
     for layer, hw, c_in, c_out, layer_flops in layers:
       x = jax.random.normal(jax.random.key(1), (batch, hw, hw, c_in))
       k = jax.random.normal(jax.random.key(2), (3, 3, c_in, c_out)) * 0.1

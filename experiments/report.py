@@ -14,6 +14,7 @@ import numpy as np
 from experiments.analysis import CSV_FIELDS, has_results
 from experiments.files import save_figure, write_csv, write_text
 from experiments.pipeline import stopped
+from htsgd_jax.config import CONV_MODELS
 
 
 def mean_std(values, fmt: str = "{:.2f}") -> str:
@@ -69,9 +70,6 @@ def steps_to_target(rows: list[dict]) -> str:
   return text or "—"
 
 
-CONV_MODELS = ("vgg11", "vgg11_wide")
-
-
 def unit_names(rows: list[dict]) -> tuple[str, str]:
   """What a column is in these rows' networks, and what their width counts.
 
@@ -101,7 +99,7 @@ def markdown_table(rows: list[dict]) -> str:
   explains a collapse (the rule then keeps that one column). Diverged runs
   are counted in *runs* and left out of every other column.
   """
-  unit = "filter" if unit_names(rows)[0] == "filter" else "column"
+  unit, _ = unit_names(rows)
   head = (
     "| experiment | width | arm | runs | steps to target | train acc. | test acc. |"
     f" pruned test acc. | fraction pruned (%) | collapsed | top {unit} (median, max) |"
@@ -140,7 +138,7 @@ def run_table(rows: list[dict]) -> str:
 
   For the few long runs of a paper-scale setting, where each run is a result.
   """
-  unit = "filter" if unit_names(rows)[0] == "filter" else "column"
+  unit, _ = unit_names(rows)
   head = (
     "| experiment | arm | seed | status | steps | train acc. | test acc. |"
     f" fraction pruned (%) | pruned test acc. | top {unit} | wall time (min) |"

@@ -23,6 +23,7 @@ from experiments import tuning
 from experiments.analysis import apply_fn
 from experiments.tuning import Trained
 from htsgd_jax import compression, finetune, models, pruning
+from htsgd_jax.columns import CLASSIFIER_NAME
 from htsgd_jax.config import TrainConfig
 from htsgd_jax.data import Dataset
 from htsgd_jax.train import evaluate
@@ -53,16 +54,13 @@ _dense_apply = jax.jit(pruning.dense_apply)
 
 def _layout(cfg: TrainConfig) -> tuple | None:
   """The VGG channel layout ``cfg`` trains, or None for a dense network."""
-  if not models.has_convolutions(models.build_model(cfg.model, 2, cfg.width)):
-    return None
-  return tuple(
-    models.vgg11_channels(cfg.width) if cfg.model == "vgg11" else models.VGG11_WIDE_CHANNELS
-  )
+  model = models.build_model(cfg.model, 2, cfg.width)
+  return tuple(model.channels) if models.has_convolutions(model) else None
 
 
 def _network(params, layout, dataset: Dataset) -> Compact:
   if layout is None:
-    units = sum(np.shape(v["kernel"])[1] for k, v in params.items() if k != "classifier")
+    units = sum(np.shape(v["kernel"])[1] for k, v in params.items() if k != CLASSIFIER_NAME)
     return Compact(params, _dense_apply, units, pruning.dense_cost(params))
   units = sum(c for c in layout[1:] if c != "M")  # conv_0 is not a hidden layer
   apply = _vgg_apply(layout, dataset.num_classes)

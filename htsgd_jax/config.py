@@ -19,6 +19,7 @@ import numpy as np
 CONVERGE_ON = ("after_noise", "before_noise")
 NOISE_TYPES = (1, 2, 3)
 MODELS = ("fcn", "mean_field", "vgg11_wide", "vgg11")
+CONV_MODELS = ("vgg11_wide", "vgg11")  # their columns are filters, their width conv_0's channels
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
 

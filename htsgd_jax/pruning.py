@@ -415,12 +415,32 @@ def compact_conv(params, channels) -> tuple[dict, tuple[int | str, ...]]:
   return out, layout
 
 
+def conv_layers(channels, input_shape) -> list[tuple[str, int, int, int, int]]:
+  """Each convolution of a VGG layout: ``(name, h, w, c_in, c_out)``, at its input's size.
+
+  ``input_shape = (h, w, c)`` is one example's; each 'M' halves ``h`` and ``w``.
+
+  Example:
+    >>> conv_layers((8, "M", 16), (4, 4, 1))
+    [('conv_0', 4, 4, 1, 8), ('conv_1', 2, 2, 8, 16)]
+  """
+  h, w, c_in = input_shape
+  layers = []
+  for c in channels:
+    if c == "M":
+      h, w = h // 2, w // 2
+      continue
+    layers.append((f"conv_{len(layers)}", h, w, c_in, int(c)))
+    c_in = int(c)
+  return layers
+
+
 def conv_cost(params, channels, input_shape) -> dict[str, int]:
   """Size and compute of a VGG stack (as :func:`compact_conv` returns it), per example.
 
   ``parameters`` counts every kernel entry; ``flops`` counts
-  ``2 · h · w · 9 · c_in · c_out`` per 3×3 convolution at its input's
-  resolution ``h × w`` (each 'M' halves it) plus ``2 · c · classes`` for the
+  ``2 · h · w · kh · kw · c_in · c_out`` per convolution at its input's
+  resolution ``h × w`` (:func:`conv_layers`) plus ``2 · c · classes`` for the
   classifier, for one ``input_shape = (h, w, c)`` example.
 
   Example:
@@ -430,15 +450,10 @@ def conv_cost(params, channels, input_shape) -> dict[str, int]:
     {'parameters': 38, 'flops': 616}
   """
   _conv_stack_names(params, channels)
-  h, w, _ = input_shape
-  flops = i = 0
-  for c in channels:
-    if c == "M":
-      h, w = h // 2, w // 2
-      continue
-    kh, kw, c_in, c_out = np.shape(params[f"conv_{i}"]["kernel"])
-    flops += 2 * h * w * kh * kw * c_in * c_out
-    i += 1
+  flops = sum(
+    2 * h * w * int(np.prod(np.shape(params[name]["kernel"])))
+    for name, h, w, _, _ in conv_layers(channels, input_shape)
+  )
   flops += 2 * int(np.size(params[columns_lib.CLASSIFIER_NAME]["kernel"]))
   parameters = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
   return dict(parameters=parameters, flops=int(flops))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
-from htsgd_jax.config import COMPUTE_DTYPES, TrainConfig
+from htsgd_jax.config import COMPUTE_DTYPES, CONV_MODELS, TrainConfig
 
 NAMES = ("ecg5000_fcn", "mnist_fcn", "mnist_vgg", "cifar10_fcn", "cifar10_vgg", "cifar100_fcn")
 GROUPS = {"quick": ("ecg5000_fcn:quick", "mnist_fcn:quick")}
@@ -25,7 +25,7 @@ GROUPS = {"quick": ("ecg5000_fcn:quick", "mnist_fcn:quick")}
 COMPUTE_SUFFIXES = tuple(f"_{d}" for d in COMPUTE_DTYPES)
 ARMS = ("plain", "noisy")
 # Networks whose smallest version compare builds for real (compact_dense, compact_conv).
-COMPARE_MODELS = ("fcn", "vgg11", "vgg11_wide")
+COMPARE_MODELS = ("fcn", *CONV_MODELS)
 
 
 @dataclasses.dataclass(frozen=True)
