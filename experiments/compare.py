@@ -11,9 +11,9 @@ and 3 (the preset's α) and type 2 at α = 1.5; group lasso on the hidden units'
 (:func:`htsgd_jax.group_lasso`, a proximal step after SGD).
 
 1. **Tuning, on a validation split.** Each method's strength (σ for the
-   noises, from ``methods.SIGMA_FACTORS`` × the preset's σ; λ for group lasso, from
-   the preset's ``group_lasso_grid``) is chosen with ``--validation`` (0.2)
-   of the training set held out: every grid point trains on the rest
+   noises: the preset's ``sigma_factors``, by default ``methods.SIGMA_FACTORS``,
+   × its σ; λ for group lasso: the preset's ``group_lasso_grid``) is chosen
+   with ``--validation`` (0.2) of the training set held out: every grid point trains on the rest
    (``--tuning-seeds``; σ and λ are traced values, so a noise type's whole
    grid is one compiled program), and the strength that lets the most hidden
    units go while validation accuracy stays within Δ of plain SGD's (same

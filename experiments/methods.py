@@ -72,7 +72,7 @@ def strength_grid(exp: Experiment, method: str) -> tuple[float, ...]:
     return (0.0,)
   if method == "group_lasso":
     return tuple(exp.group_lasso_grid)
-  return tuple(float(f"{exp.noisy.sigma * f:.6g}") for f in SIGMA_FACTORS)
+  return tuple(float(f"{exp.noisy.sigma * f:.6g}") for f in exp.sigma_factors or SIGMA_FACTORS)
 
 
 def method_config(

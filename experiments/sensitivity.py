@@ -22,7 +22,7 @@ from experiments.tuning import Trained
 from htsgd_jax import columns as columns_lib
 from htsgd_jax import compression, robustness
 from htsgd_jax.data import Dataset
-from htsgd_jax.train import evaluate
+from htsgd_jax.program import evaluate, over_runs, runs_in_a_loop
 
 NETWORKS = ("full", "smallest")
 PGD_STEPS = 10
@@ -86,7 +86,11 @@ def measure(
   subset = attacked_subset(dataset, examples)
   x, y = dataset.x_test[subset], dataset.y_test[subset]
   train_accuracy = jax.jit(
-    jax.vmap(lambda p: evaluate(apply, p, dataset.x_train, dataset.y_train, cfg.eval_batch_size)[1])
+    over_runs(
+      lambda p: evaluate(apply, p, dataset.x_train, dataset.y_train, cfg.eval_batch_size)[1],
+      (0,),
+      runs_in_a_loop(trained[0].params),
+    )
   )
   rows = [dict(method=t.method, seed=t.seed, strength=t.strength) for t in trained]
   for network, params in zip(NETWORKS, ([t.params for t in trained], smallest)):

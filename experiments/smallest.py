@@ -26,7 +26,7 @@ from htsgd_jax import compression, finetune, models, pruning
 from htsgd_jax.columns import CLASSIFIER_NAME
 from htsgd_jax.config import TrainConfig
 from htsgd_jax.data import Dataset
-from htsgd_jax.train import evaluate
+from htsgd_jax.program import evaluate, over_runs, runs_in_a_loop
 
 LATENCY_BATCHES = (1, 1000)
 
@@ -155,7 +155,11 @@ def fine_tuned(trained: list[Trained], smallest: list, dataset: Dataset, steps: 
   cfg = trained[0].config
   apply = apply_fn(cfg, dataset.num_classes)
   accuracy = jax.jit(
-    jax.vmap(lambda p: evaluate(apply, p, dataset.x_test, dataset.y_test, cfg.eval_batch_size)[1])
+    over_runs(
+      lambda p: evaluate(apply, p, dataset.x_test, dataset.y_test, cfg.eval_batch_size)[1],
+      (0,),
+      runs_in_a_loop(trained[0].params),
+    )
   )
   full = as_is(trained[0].params, cfg, dataset).cost["parameters"]
   out = [dict(fine_tuned_test_accuracy=None, fine_tuned_parameters_kept=None) for _ in trained]

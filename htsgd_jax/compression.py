@@ -1,6 +1,7 @@
 """The paper's compression analysis of trained networks, a batch of seeds at once.
 
-For each run (params stacked along a leading seed axis and ``vmap``-ped):
+For each run (params stacked along a leading seed axis and ``vmap``-ped; convolutions on
+a CPU one run at a time, :func:`htsgd_jax.program.over_runs`):
 
 * the paper's metric: prune each hidden layer's smallest columns until the
   removed part holds ``fraction`` (0.1) of its squared Frobenius norm; report
@@ -27,7 +28,7 @@ import numpy as np
 from htsgd_jax import columns as columns_lib
 from htsgd_jax import pruning, tail_index
 from htsgd_jax.data import Dataset
-from htsgd_jax.train import evaluate
+from htsgd_jax.program import evaluate, over_runs, runs_in_a_loop
 
 CURVE_FRACTIONS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
@@ -107,6 +108,7 @@ def analyze(
     (True, 2)
   """
   stacked = stack(params_list)
+  loop = runs_in_a_loop(stacked)
   data = tuple(
     jnp.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
   )
@@ -126,7 +128,7 @@ def analyze(
         per_layer,
       )
 
-    return jax.vmap(one)(params)
+    return over_runs(one, (0,), loop)(params)
 
   frac, train_acc, test_acc, rel_err, per_layer = jax.device_get(energy_rule(stacked, data))
   curve = []
@@ -138,7 +140,7 @@ def analyze(
         pruned, _ = pruning.prune(p, f, "count", conv_column=conv_column)
         return evaluate(apply_fn, pruned, data[2], data[3], eval_batch_size)[1]
 
-      return jax.vmap(one)(params)
+      return over_runs(one, (0,), loop)(params)
 
     curve.append(np.asarray(count_rule(stacked, data)))
 
@@ -284,7 +286,7 @@ def search_prunable(
       pruned = without_units(p, k, n_units, conv_column)
       return evaluate(apply_fn, pruned, x, y, eval_batch_size)[1]
 
-    return jax.vmap(one)(params, units)
+    return over_runs(one, (0, 0), runs_in_a_loop(params))(params, units)
 
   def accuracy_at(units) -> np.ndarray:
     return np.asarray(accuracy_without(stacked, jnp.asarray(units, jnp.float32)))

@@ -22,6 +22,7 @@ import optax
 
 from htsgd_jax import columns as columns_lib
 from htsgd_jax.compression import stack
+from htsgd_jax.program import over_runs, runs_in_a_loop
 
 
 def fine_tune(
@@ -86,5 +87,5 @@ def fine_tune(
 
     return jax.lax.scan(step, params, batches)[0]
 
-  tuned = jax.jit(jax.vmap(one_run))(stacked, trainable)
+  tuned = jax.jit(over_runs(one_run, (0, 0), runs_in_a_loop(stacked)))(stacked, trainable)
   return [jax.tree.map(lambda leaf, i=i: leaf[i], tuned) for i in range(len(params_list))]

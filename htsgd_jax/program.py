@@ -197,6 +197,20 @@ def over_runs(fn: Callable, in_axes: tuple, one_at_a_time: bool) -> Callable:
   return looped
 
 
+def runs_in_a_loop(params) -> bool:
+  """Whether runs of ``params`` (one run's or stacked) go one at a time: convolutions on a CPU.
+
+  See :func:`over_runs`; the analysis of trained networks asks the same as the training program.
+
+  Example:
+    >>> import numpy as np
+    >>> runs_in_a_loop({"dense": {"kernel": np.zeros((3, 8, 4))}})
+    False
+  """
+  has_conv_kernel = any(jnp.ndim(leaf) >= 4 for leaf in jax.tree.leaves(params))
+  return has_conv_kernel and jax.default_backend() == "cpu"
+
+
 def tree_where(cond, new, old):
   """Leafwise ``where``; ``cond``'s axes are the leaves' leading axes (scalar or per run)."""
 

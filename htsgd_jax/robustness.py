@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from htsgd_jax.compression import stack
-from htsgd_jax.program import padded_batches
+from htsgd_jax.program import over_runs, padded_batches, runs_in_a_loop
 
 ATTACKS = ("fgsm", "pgd")
 NORMS = (math.inf, 2)
@@ -193,7 +193,8 @@ def robust_accuracies(
 ) -> np.ndarray:
   """:func:`robust_accuracy` of a batch of runs (one architecture) at every ε: ``(runs, len(eps))``.
 
-  The runs are ``vmap``-ped in one compiled program, which every ε reuses.
+  The runs are ``vmap``-ped (convolutions on a CPU: looped) in one compiled program, which
+  every ε reuses.
 
   Example:
     >>> import jax.numpy as jnp
@@ -209,9 +210,10 @@ def robust_accuracies(
   stacked = stack(params_list)
   x, y = jnp.asarray(x), jnp.asarray(y)
   batched = jax.jit(
-    jax.vmap(
+    over_runs(
       lambda p, e: _robust_fraction(apply_fn, p, x, y, e, attack, norm, steps, int(batch_size)),
-      in_axes=(0, None),
+      (0, None),
+      runs_in_a_loop(stacked),
     )
   )
   return np.stack([np.asarray(batched(stacked, jnp.float32(e))) for e in eps], axis=1)

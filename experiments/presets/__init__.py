@@ -40,7 +40,9 @@ class Experiment:
     prune_fraction: energy fraction of the pruning criterion.
     notes: where the hyperparameters come from.
     group_lasso_grid: group-lasso strengths λ that ``experiments.compare``
-      tunes over (σ is tuned over ``SIGMA_FACTORS`` × ``noisy.sigma``).
+      tunes over.
+    sigma_factors: σ is tuned over these factors × ``noisy.sigma`` (None:
+      ``experiments.methods.SIGMA_FACTORS``); fewer where training is long.
     compare_steps: the step budget of every method in ``experiments.compare``
       (None: ``noisy.max_steps``); a method that never reaches the target
       accuracy would otherwise run to ``max_steps``.
@@ -58,6 +60,7 @@ class Experiment:
   prune_fraction: float = 0.1
   notes: str = ""
   group_lasso_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)
+  sigma_factors: tuple[float, ...] | None = None
   compare_steps: int | None = None
   robust_eps: tuple[float, ...] = (0.05, 0.1, 0.2)
   run_table: bool = False

@@ -79,5 +79,12 @@ def get_config(variant: str = "full") -> Experiment:
     quick = dataclasses.replace(
       noisy, width=8, train_subset=10_000, target_accuracy=99.0, max_steps=4000, eval_every=100
     )
-    return Experiment("mnist_vgg_quick", quick, notes=__doc__)
+    return Experiment(
+      "mnist_vgg_quick",
+      quick,
+      notes=__doc__,
+      # compare: 3 strengths a method, where an FCN preset has 5, to fit 2 CPU cores.
+      sigma_factors=(0.3, 1.0, 3.0),
+      group_lasso_grid=(0.001, 0.003, 0.01),
+    )
   return Experiment("mnist_vgg", noisy, notes=__doc__)
