@@ -18,12 +18,11 @@ from collections.abc import Sequence
 from experiments.cli import usage_error
 from experiments.pipeline import (
   ANALYSIS_FILE,
-  Run,
   is_finished,
   read_checked_record,
   read_kept_analysis,
-  run_dir,
 )
+from experiments.runs import RunSpec
 from htsgd_jax import compression, models, records
 from htsgd_jax.data import Dataset
 from htsgd_jax.train import TrainConfig
@@ -56,7 +55,11 @@ CSV_FIELDS = (
 
 
 def analyse(
-  runs: Sequence[Run], dataset: Dataset, out: pathlib.Path, label: str, prune_fraction: float = 0.1
+  runs: Sequence[RunSpec],
+  dataset: Dataset,
+  out: pathlib.Path,
+  label: str,
+  prune_fraction: float = 0.1,
 ) -> list[dict]:
   """Compression analysis of every finished run, cached in its directory.
 
@@ -66,8 +69,8 @@ def analyse(
   run gets a row without results: it is counted, never averaged.
   """
   rows, pending, neither = [], defaultdict(list), []
-  for arm, name, cfg in runs:
-    path = run_dir(out, name, cfg)
+  for spec in runs:
+    arm, cfg, path = spec.label, spec.config, spec.directory(out)
     record = read_checked_record(path, cfg)
     if not is_finished(path, record):
       if record and record.get("status") in records.FINISHED:
@@ -87,16 +90,16 @@ def analyse(
       continue
     analysis = _cached_analysis(path / ANALYSIS_FILE, record)
     if analysis is None or analysis.get("prune_fraction") != prune_fraction:
-      pending[cfg.static_key()].append((arm, cfg, path, record))
+      pending[cfg.static_key()].append((spec, record))
       continue
     _or_exit(records.verify_params, path, record)
     rows.append(_row(label, arm, cfg, path, record, analysis))
   for same_model in pending.values():
-    cfg = same_model[0][1]
+    cfg = same_model[0][0].config
     apply = apply_fn(cfg, dataset.num_classes)
-    params = [read_params_or_exit(path, record) for _, _, path, record in same_model]
+    params = [read_params_or_exit(spec.directory(out), record) for spec, record in same_model]
     print(f"[{label}] analysing {len(same_model)} runs of width {cfg.width}")
-    for (arm, cfg, path, record), analysis in zip(
+    for (spec, record), analysis in zip(
       same_model,
       compression.analyze(
         apply,
@@ -109,8 +112,9 @@ def analyse(
     ):
       analysis["prune_fraction"] = prune_fraction
       analysis[records.PARAMS_CHECKSUM_KEY] = record[records.PARAMS_CHECKSUM_KEY]
+      path = spec.directory(out)
       records.write_json(path / ANALYSIS_FILE, records.sealed(analysis))
-      rows.append(_row(label, arm, cfg, path, record, analysis))
+      rows.append(_row(label, spec.label, spec.config, path, record, analysis))
   if neither:
     print(
       f"[{label}] not reported, {len(neither)} run(s) with neither params.npz nor"

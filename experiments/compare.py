@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     )
     for w in widths
   ]
-  first_configs = [plan.tuning_runs()[0][3] for plan in plans]  # one per width
+  first_configs = [plan.tuning_runs()[0].config for plan in plans]  # one per width
   validation_data = load_data_or_exit(first_configs[0])
   dataset = load_data_or_exit(dataclasses.replace(first_configs[0], validation=0.0))
   for cfg in first_configs:

@@ -17,6 +17,7 @@ from experiments import compare_report, sensitivity, smallest, tuning
 from experiments.cli import usage_error
 from experiments.files import write_csv, write_text
 from experiments.methods import method_config, strength_grid
+from experiments.runs import RunSpec
 from htsgd_jax import records
 from htsgd_jax.compression import ACCURACY_TOLERANCE
 from htsgd_jax.data import Dataset
@@ -33,25 +34,28 @@ class Plan:
   validation: float
   budget: str
 
-  def tuning_runs(self) -> list[tuple]:
-    """``(method, strength, seed, config)`` of every tuning run, on the validation split."""
+  def tuning_runs(self) -> list[RunSpec]:
+    """Every method's tuning runs, each strength and tuning seed, on the validation split."""
     return [
-      (m, s, seed, dataclasses.replace(self.config(m, s), seed=seed, validation=self.validation))
+      self.spec(m, s, seed, validation=self.validation)
       for m in self.methods
       for s in strength_grid(self.exp, m)
       for seed in self.tuning_seeds
     ]
 
-  def final_runs(self, chosen: dict[str, float]) -> list[tuple]:
-    """``(method, strength, seed, config)`` of every method at its chosen strength."""
-    return [
-      (m, chosen[m], seed, dataclasses.replace(self.config(m, chosen[m]), seed=seed))
-      for m in self.methods
-      for seed in self.seeds
-    ]
+  def final_runs(self, chosen: dict[str, float]) -> list[RunSpec]:
+    """Every method's runs at its chosen strength, each evaluation seed."""
+    return [self.spec(m, chosen[m], seed) for m in self.methods for seed in self.seeds]
 
-  def config(self, method: str, strength: float):
-    return method_config(self.exp, method, strength, self.budget)
+  def spec(self, method: str, strength: float, seed: int, **config) -> RunSpec:
+    """``method`` at ``strength`` with ``seed`` (and other config fields), named for them."""
+    cfg = method_config(self.exp, method, strength, self.budget)
+    return RunSpec(
+      f"{method}_{strength:g}_seed{seed}",
+      method,
+      dataclasses.replace(cfg, seed=seed, **config),
+      strength,
+    )
 
 
 def run(

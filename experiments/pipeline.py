@@ -1,7 +1,7 @@
 """Where runs live, and training the missing ones: the first stage of every experiment.
 
-Runs are ``(arm, run_name, TrainConfig)`` triples; each lives in
-``OUT/<run_name>-<fingerprint>`` as a record (see :mod:`htsgd_jax.records`).
+Runs are :class:`experiments.runs.RunSpec`; each lives in
+``OUT/<name>-<fingerprint>`` as a record (see :mod:`htsgd_jax.records`).
 The fingerprint hashes every field that changes the result
 (:meth:`TrainConfig.fingerprint`), so a directory belongs to exactly one
 config: the same command with another learning rate trains new runs beside
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import jax
 
 from experiments.cli import usage_error
+from experiments.runs import RunSpec
 from htsgd_jax import checkpoints, interrupts, records
 from htsgd_jax.data import Dataset
 from htsgd_jax.train import TrainConfig, Trainer, broadcast_json, group_runs
@@ -41,18 +42,6 @@ KEPT_ANALYSIS_HINT = (
 REBUILD_MANIFEST = "delete it: the next command rewrites it (the runs beside it are kept)"
 
 CHECKPOINTS_DIR = ".checkpoints"
-
-Run = tuple  # (arm, run_name, TrainConfig), as Experiment.runs() yields
-
-
-def run_dir(out: pathlib.Path, name: str, cfg: TrainConfig) -> pathlib.Path:
-  """Where a run lives: its readable name, then its config's fingerprint.
-
-  Example:
-    >>> run_dir(pathlib.Path("out"), "noisy_n10_seed1", TrainConfig(width=10)).name[:16]
-    'noisy_n10_seed1-'
-  """
-  return out / f"{name}-{cfg.fingerprint()}"
 
 
 def reports_due(label: str, shard: tuple[int, int] | None, report_only: bool = False) -> bool:
@@ -193,18 +182,18 @@ def read_kept_analysis(run_dir_path: pathlib.Path, record: dict) -> dict | None:
   return analysis
 
 
-def shard_of(runs: Sequence[Run], shard: tuple[int, int] | None) -> set[TrainConfig]:
+def shard_of(runs: Sequence[RunSpec], shard: tuple[int, int] | None) -> set[TrainConfig]:
   """The configs of shard ``(I, N)``: every N-th compiled program of the whole grid.
 
   Decided from the grid alone, not from what is finished, so that every
   member of a job array agrees.
 
   Example:
-    >>> runs = [("a", "x", TrainConfig(width=w)) for w in (10, 20, 30)]
+    >>> runs = [RunSpec(f"n{w}", "a", TrainConfig(width=w)) for w in (10, 20, 30)]
     >>> sorted(c.width for c in shard_of(runs, (1, 2)))
     [20]
   """
-  configs = [cfg for _, _, cfg in runs]
+  configs = [spec.config for spec in runs]
   if shard is None:
     return set(configs)
   index, count = shard
@@ -212,7 +201,7 @@ def shard_of(runs: Sequence[Run], shard: tuple[int, int] | None) -> set[TrainCon
 
 
 def train_missing(
-  runs: Sequence[Run],
+  runs: Sequence[RunSpec],
   dataset: Dataset,
   out: pathlib.Path,
   label: str,
@@ -236,8 +225,8 @@ def train_missing(
   from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
 
   writer = jax.process_index() == 0
-  by_fingerprint = {cfg.fingerprint(): cfg for _, _, cfg in runs}
-  dirs = {cfg: run_dir(out, name, cfg) for _, name, cfg in runs}
+  by_fingerprint = {spec.config.fingerprint(): spec.config for spec in runs}
+  dirs = {spec.config: spec.directory(out) for spec in runs}
   plan = None
   if writer:
     mine = shard_of(runs, shard)

@@ -153,7 +153,7 @@ def reported_runs(exp, seeds) -> list:
   Example:
     >>> from experiments.presets import get_experiments
     >>> (exp,) = get_experiments("mnist_fcn:quick")
-    >>> sorted({cfg.seed for _, _, cfg in reported_runs(exp, [9, 1])})
+    >>> sorted({spec.seed for spec in reported_runs(exp, [9, 1])})
     [1, 2, 3, 4, 5, 9]
   """
   extra = tuple(s for s in seeds or () if s not in exp.seeds)

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from experiments.analysis import apply_fn
-from experiments.tuning import Trained
+from experiments.runs import FinishedRun
 from htsgd_jax import columns as columns_lib
 from htsgd_jax import compression, robustness
 from htsgd_jax.data import Dataset
@@ -70,7 +70,7 @@ def layer_spectra(params, conv_column: str = "filter") -> dict[str, tuple[float,
 
 
 def measure(
-  trained: list[Trained],
+  trained: list[FinishedRun],
   smallest: list,
   dataset: Dataset,
   eps: tuple[float, ...],

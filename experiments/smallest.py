@@ -21,7 +21,7 @@ import numpy as np
 from benchmarks.timing import timed_interleaved
 from experiments import tuning
 from experiments.analysis import apply_fn
-from experiments.tuning import Trained
+from experiments.runs import FinishedRun
 from htsgd_jax import compression, finetune, models, pruning
 from htsgd_jax.columns import CLASSIFIER_NAME
 from htsgd_jax.config import TrainConfig
@@ -81,7 +81,7 @@ def compact(params, cfg: TrainConfig, dataset: Dataset) -> Compact:
 
 
 def measure(
-  trained: list[Trained], found, dataset: Dataset, timing_repeats: int
+  trained: list[FinishedRun], found, dataset: Dataset, timing_repeats: int
 ) -> tuple[list[dict], list]:
   """Builds every run's smallest network for real; checks it against the masked one; times it.
 
@@ -141,7 +141,9 @@ def measure(
   return rows, smallest
 
 
-def fine_tuned(trained: list[Trained], smallest: list, dataset: Dataset, steps: int) -> list[dict]:
+def fine_tuned(
+  trained: list[FinishedRun], smallest: list, dataset: Dataset, steps: int
+) -> list[dict]:
   """Every smallest network after ``steps`` of plain SGD, its removed units held removed.
 
   The same for every method: the run's learning rate and batch size, the
@@ -182,7 +184,7 @@ def fine_tuned(trained: list[Trained], smallest: list, dataset: Dataset, steps: 
   return out
 
 
-def curve_parameters(trained: list[Trained], found, dataset: Dataset) -> np.ndarray:
+def curve_parameters(trained: list[FinishedRun], found, dataset: Dataset) -> np.ndarray:
   """``(runs, points)``: parameters of the compact network at each curve point."""
   cfg = trained[0].config
   out = np.empty(found.curve.shape)
@@ -194,7 +196,7 @@ def curve_parameters(trained: list[Trained], found, dataset: Dataset) -> np.ndar
 
 
 def evaluate_methods(
-  trained: list[Trained], dataset: Dataset, delta: float, timing_repeats: int
+  trained: list[FinishedRun], dataset: Dataset, delta: float, timing_repeats: int
 ) -> tuple[list[dict], list[dict], list]:
   """Every run's smallest network within Δ of plain SGD, built, checked and timed.
 

@@ -36,7 +36,6 @@ import argparse
 import dataclasses
 import itertools
 import sys
-from typing import TYPE_CHECKING
 
 from experiments import methods
 from experiments.cli import (
@@ -57,10 +56,8 @@ from experiments.cli import (
   usage_error,
 )
 from experiments.presets import get_experiments
+from experiments.runs import RunSpec
 from htsgd_jax.config import TrainConfig, check_fits
-
-if TYPE_CHECKING:
-  from experiments import pipeline
 
 GRID = ("width", "seed", "alpha", "sigma", "noise_type")
 
@@ -69,8 +66,8 @@ def arm_label(cfg: TrainConfig) -> str:
   return f"type{cfg.noise_type} α={cfg.alpha:g} σ={cfg.sigma:g}" if cfg.noisy else "plain"
 
 
-def grid_runs(base: TrainConfig, widths, seeds, alphas, sigmas, noise_types) -> list[pipeline.Run]:
-  """Every combination, as (arm, run_name, config); plain runs are deduplicated.
+def grid_runs(base: TrainConfig, widths, seeds, alphas, sigmas, noise_types) -> list[RunSpec]:
+  """Every combination, labelled by :func:`arm_label`; plain runs are deduplicated.
 
   Example:
     >>> runs = grid_runs(TrainConfig(), [10, 20], [1, 2], [1.75], [0.0, 0.5], [1, 2])
@@ -98,7 +95,7 @@ def grid_runs(base: TrainConfig, widths, seeds, alphas, sigmas, noise_types) -> 
       if noisy
       else f"n{width}_plain_seed{seed}"
     )
-    runs.append((arm_label(cfg), name, cfg))
+    runs.append(RunSpec(name, arm_label(cfg), cfg, strength=cfg.sigma))
   return runs
 
 

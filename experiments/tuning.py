@@ -22,62 +22,42 @@ from experiments import analysis, pipeline
 from experiments.cli import usage_error
 from experiments.files import write_text
 from experiments.methods import METHODS, strength_label
+from experiments.runs import FinishedRun, RunSpec
 from htsgd_jax import compression, records
 from htsgd_jax.data import Dataset
-from htsgd_jax.train import TrainConfig
-
-
-@dataclasses.dataclass
-class Trained:
-  """A finished run of one method, with its parameters."""
-
-  method: str
-  strength: float
-  seed: int
-  config: TrainConfig
-  record: dict
-  params: dict
 
 
 def train_and_load(
-  runs: list[tuple[str, float, int, TrainConfig]],
+  runs: list[RunSpec],
   dataset: Dataset,
   out: pathlib.Path,
   label: str,
   args,
-) -> tuple[list[Trained], str | None]:
+) -> tuple[list[FinishedRun], str | None]:
   """Trains what is missing (resumable, see :mod:`experiments.pipeline`); loads what finished.
 
-  ``runs`` are ``(method, strength, seed, config)``; ``args`` holds the run
-  flags (:func:`experiments.cli.add_run_flags`). Returns the finished runs
-  and the name of the signal that stopped the training, if one did.
+  ``args`` holds the run flags (:func:`experiments.cli.add_run_flags`).
+  Returns the finished runs and the name of the signal that stopped the
+  training, if one did.
   """
-  named = [(method, s, seed, f"{method}_{s:g}_seed{seed}", cfg) for method, s, seed, cfg in runs]
   stop = pipeline.train_missing(
-    [(method, name, cfg) for method, _, _, name, cfg in named],
-    dataset,
-    out,
-    label,
-    not args.no_progress,
-    args.force,
-    args.checkpoint_every_s,
+    runs, dataset, out, label, not args.no_progress, args.force, args.checkpoint_every_s
   )
-  return load_finished(named, out), stop
+  return load_finished(runs, out), stop
 
 
-def load_finished(runs: list[tuple[str, float, int, str, TrainConfig]], out) -> list[Trained]:
-  """The finished ones of ``(method, strength, seed, run_name, config)`` under ``out``."""
+def load_finished(runs: list[RunSpec], out: pathlib.Path) -> list[FinishedRun]:
+  """The finished ones of ``runs`` under ``out``, with their parameters."""
   done = []
-  for method, strength, seed, name, cfg in runs:
-    path = pipeline.run_dir(out, name, cfg)
-    record = pipeline.read_checked_record(path, cfg)
+  for spec in runs:
+    path = spec.directory(out)
+    record = pipeline.read_checked_record(path, spec.config)
     if records.is_finished(path, record):
-      params = analysis.read_params_or_exit(path, record)
-      done.append(Trained(method, strength, seed, cfg, record, params))
+      done.append(FinishedRun(spec, record, analysis.read_params_or_exit(path, record)))
   return done
 
 
-def search(trained: list[Trained], dataset: Dataset, delta: float, own: bool):
+def search(trained: list[FinishedRun], dataset: Dataset, delta: float, own: bool):
   """:func:`htsgd_jax.search_prunable` on ``dataset``'s test split for every run.
 
   Targets: plain SGD's accuracy (same seed) − Δ, and with ``own`` also the
@@ -112,7 +92,7 @@ def _order(method: str) -> tuple:
   return (METHODS.index(method) if method in METHODS else len(METHODS), method)
 
 
-def choose(tuned: list[Trained], validation: Dataset, delta: float) -> tuple[dict, str]:
+def choose(tuned: list[FinishedRun], validation: Dataset, delta: float) -> tuple[dict, str]:
   """Per method, the strength whose networks lose the most units within Δ on validation.
 
   Args:
@@ -165,17 +145,15 @@ def report(runs, validation, out, delta: float, stop_signal: str | None) -> int:
   if stop_signal:  # a choice from part of the grid would be mislabelled as the grid's
     return pipeline.stopped(stop_signal)
   sections, chosen = [], {}
-  for width in sorted({cfg.width for _, _, cfg in runs}):
-    entries = [
-      (
-        f"type{cfg.noise_type} α={cfg.alpha:g}" if cfg.noisy else "plain",
-        cfg.sigma,
-        cfg.seed,
-        name,
-        cfg,
+  for width in sorted({spec.config.width for spec in runs}):
+    entries = [  # every σ of a noise type and α under one label, to choose among them
+      dataclasses.replace(
+        spec,
+        label=f"type{cfg.noise_type} α={cfg.alpha:g}" if cfg.noisy else "plain",
+        strength=cfg.sigma,
       )
-      for _, name, cfg in runs
-      if cfg.width == width
+      for spec in runs
+      if (cfg := spec.config).width == width
     ]
     trained = load_finished(entries, out)
     if not trained:

@@ -100,7 +100,7 @@ def test_new_fields_keep_the_fingerprints_of_recorded_runs():
   from experiments.presets import get_experiments
 
   ecg, mnist = (
-    get_experiments(p)[0].runs()[0][2] for p in ("ecg5000_fcn:quick", "mnist_fcn:quick")
+    get_experiments(p)[0].runs()[0].config for p in ("ecg5000_fcn:quick", "mnist_fcn:quick")
   )
   # Values from before group_lasso and validation existed: old run directories still match.
   assert (ecg.fingerprint(), mnist.fingerprint()) == ("5dc726bd09", "36ca89f87c")
@@ -449,13 +449,17 @@ def test_the_compact_check_compares_in_float32_under_bfloat16_compute(trained_di
   """compare --compute-dtype bfloat16 once stopped after all its training: the bfloat16 masked
   network differs from the float32 compact one by rounding (1.5e-3 of the logits at MNIST
   n = 5000), which the 1e-4 check took for a bug in compact_dense."""
-  from experiments import smallest, tuning
+  from experiments import smallest
+  from experiments.runs import FinishedRun, RunSpec
 
   ds, apply, params = trained_digits
   found = compression.search_prunable(apply, params, ds.x_test, ds.y_test, [[50.0], [50.0]])
   assert (found.units[:, 0] > 0).all()  # both are compacted, so both are checked
   cfg = TrainConfig(dataset="digits", width=48, compute_dtype="bfloat16")
-  trained = [tuning.Trained("plain", 0.0, s, cfg, {}, p) for s, p in zip((1, 2), params)]
+  trained = [
+    FinishedRun(RunSpec(f"plain_{s}", "plain", dataclasses.replace(cfg, seed=s)), {}, p)
+    for s, p in zip((1, 2), params)
+  ]
   rows, _ = smallest.measure(trained, found, ds, timing_repeats=1)
   assert all(r["compact_mismatch"] <= smallest.MATCH_TOLERANCE for r in rows)
 

@@ -72,7 +72,7 @@ def test_run_axis_is_sharded_and_uneven_counts_are_padded():
 def test_sweep_grid_compiles_one_program_per_width():
   runs = sweep.grid_runs(BASE, [16, 32, 64], [1, 2, 3, 4, 5], [1.75], [0.0, 0.05], [2])
   assert len(runs) == 30
-  assert len(group_runs([cfg for _, _, cfg in runs])) == 3
+  assert len(group_runs([spec.config for spec in runs])) == 3
 
 
 def test_sweep_is_resumable_after_a_kill(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
+from experiments.runs import RunSpec
 from htsgd_jax.config import COMPUTE_DTYPES, CONV_MODELS, TrainConfig
 
 NAMES = ("ecg5000_fcn", "mnist_fcn", "mnist_vgg", "cifar10_fcn", "cifar10_vgg", "cifar100_fcn")
@@ -96,11 +97,11 @@ class Experiment:
       self, name=name, noisy=dataclasses.replace(self.noisy, compute_dtype=dtype)
     )
 
-  def runs(self, arms: tuple[str, ...] = ARMS) -> list[tuple[str, str, TrainConfig]]:
-    """``(arm, run_name, config)`` for every arm (of ``arms``), width and seed.
+  def runs(self, arms: tuple[str, ...] = ARMS) -> list[RunSpec]:
+    """Every arm's (of ``arms``) runs, at every width and seed, labelled by arm.
 
     Example:
-      >>> [name for _, name, _ in get_experiments("mnist_fcn")[0].runs(("noisy",))][:2]
+      >>> [spec.name for spec in get_experiments("mnist_fcn")[0].runs(("noisy",))][:2]
       ['noisy_n5000_seed1', 'noisy_n5000_seed2']
     """
     plain = dataclasses.replace(self.noisy, noise_type=0, sigma=0.0)
@@ -111,7 +112,7 @@ class Experiment:
           continue
         for seed in self.seeds:
           cfg = dataclasses.replace(base, width=width, seed=seed)
-          out.append((arm, f"{arm}_n{width}_seed{seed}", cfg))
+          out.append(RunSpec(f"{arm}_n{width}_seed{seed}", arm, cfg))
     return out
 
 

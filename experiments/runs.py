@@ -1,0 +1,76 @@
+"""A run as every command names it: :class:`RunSpec`, and once trained, :class:`FinishedRun`.
+
+Each command makes its runs' specs once (``Experiment.runs``,
+``sweep.grid_runs``, ``comparison.Plan``) and passes them whole through
+training (:func:`experiments.pipeline.train_missing`), analysis, tuning,
+comparison and reports. Imports neither JAX nor Flax, so that a command's
+``--help`` never waits for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+from htsgd_jax.config import TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+  """One run: its name, what it stands for in the reports, and its config.
+
+  Attributes:
+    name: readable name, the first part of its directory (``noisy_n5000_seed1``).
+    label: what the reports group it under: its arm (``plain``, ``noisy``),
+      its method (``type1``, ``group_lasso``) or a sweep's arm label.
+    config: what it trains.
+    strength: its method's σ or λ (0 for plain SGD and for a preset's arms).
+
+  Example:
+    >>> spec = RunSpec("noisy_n10_seed1", "noisy", TrainConfig(width=10, seed=1))
+    >>> spec.seed, spec.directory(pathlib.Path("out")).name[:16]
+    (1, 'noisy_n10_seed1-')
+  """
+
+  name: str
+  label: str
+  config: TrainConfig
+  strength: float = 0.0
+
+  @property
+  def seed(self) -> int:
+    return self.config.seed
+
+  def directory(self, out: pathlib.Path) -> pathlib.Path:
+    """Where it lives under ``out``: its name, then its config's fingerprint.
+
+    The fingerprint hashes every field that changes the result, so a
+    directory belongs to exactly one config.
+    """
+    return out / f"{self.name}-{self.config.fingerprint()}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FinishedRun:
+  """A run that ended by itself, with its record and its parameters."""
+
+  spec: RunSpec
+  record: dict
+  params: Any
+
+  @property
+  def method(self) -> str:
+    return self.spec.label
+
+  @property
+  def strength(self) -> float:
+    return self.spec.strength
+
+  @property
+  def seed(self) -> int:
+    return self.spec.seed
+
+  @property
+  def config(self) -> TrainConfig:
+    return self.spec.config
