@@ -15,9 +15,56 @@ from htsgd_jax.config import TrainConfig
 if TYPE_CHECKING:
   from experiments.presets import Experiment
 
-# Methods in report order; other labels (sweep arms) follow them. A noise type at another
-# α than the preset's is named typeN_alphaA.
-METHODS = ("plain", "gaussian", "type1", "type2", "type3", "type2_alpha1.5", "group_lasso")
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A way to train that a comparison weighs: its noise, or none, and what its strength sets.
+
+  Attributes:
+    name: its name in commands and reports.
+    strength: the config field its strength sets: ``"sigma"`` (a noise's scale),
+      ``"group_lasso"`` (λ), or None (plain SGD: nothing to tune).
+    noise_type: its noise type (None: the preset's).
+    alpha: its noise's α (None: the preset's; 2 is Gaussian).
+
+  Example:
+    >>> cfg = BY_NAME["type2_alpha1.5"].config(TrainConfig(noise_type=1, alpha=1.75), 0.5)
+    >>> cfg.noise_type, cfg.alpha, cfg.sigma
+    (2, 1.5, 0.5)
+    >>> BY_NAME["group_lasso"].config(TrainConfig(sigma=0.5), 0.01).noisy
+    False
+  """
+
+  name: str
+  strength: str | None
+  noise_type: int | None = None
+  alpha: float | None = None
+
+  def config(self, base: TrainConfig, strength: float) -> TrainConfig:
+    """``base`` trained with this method at ``strength``."""
+    if self.strength != "sigma":  # no noise: plain SGD, or SGD with a group-lasso step
+      lasso = dict(group_lasso=strength) if self.strength == "group_lasso" else {}
+      return dataclasses.replace(base, noise_type=0, sigma=0.0, **lasso)
+    return dataclasses.replace(
+      base,
+      noise_type=self.noise_type or base.noise_type,
+      alpha=self.alpha or base.alpha,
+      sigma=strength,
+    )
+
+
+# In report order; other labels (sweep arms) follow them.
+TABLE = (
+  Method("plain", None),
+  Method("gaussian", "sigma", alpha=2.0),
+  Method("type1", "sigma", noise_type=1),
+  Method("type2", "sigma", noise_type=2),
+  Method("type3", "sigma", noise_type=3),
+  Method("type2_alpha1.5", "sigma", noise_type=2, alpha=1.5),
+  Method("group_lasso", "group_lasso"),
+)
+BY_NAME = {m.name: m for m in TABLE}
+METHODS = tuple(BY_NAME)
 BUDGETS = ("converge", "fixed")
 
 VALIDATION = 0.2  # default share of the training set held out
@@ -55,9 +102,10 @@ def strength_label(method: str, strength: float) -> str:
     >>> strength_label("group_lasso", 0.1), strength_label("plain", 0.0)
     ('λ = 0.1', '—')
   """
-  if method == "plain":
+  kind = BY_NAME[method].strength if method in BY_NAME else "sigma"  # a sweep's noisy arm
+  if method == "plain" or kind is None:
     return "—"
-  return f"{'λ' if method == 'group_lasso' else 'σ'} = {strength:g}"
+  return f"{'λ' if kind == 'group_lasso' else 'σ'} = {strength:g}"
 
 
 def strength_grid(exp: Experiment, method: str) -> tuple[float, ...]:
@@ -68,9 +116,10 @@ def strength_grid(exp: Experiment, method: str) -> tuple[float, ...]:
     >>> strength_grid(get_experiments("ecg5000_fcn:quick")[0], "type2")
     (0.05, 0.15, 0.5, 1.5, 5.0)
   """
-  if method == "plain":
+  kind = _method(method).strength
+  if kind is None:
     return (0.0,)
-  if method == "group_lasso":
+  if kind == "group_lasso":
     return tuple(exp.group_lasso_grid)
   return tuple(float(f"{exp.noisy.sigma * f:.6g}") for f in exp.sigma_factors or SIGMA_FACTORS)
 
@@ -101,15 +150,10 @@ def method_config(
     base = dataclasses.replace(exp.noisy, max_steps=steps, target_accuracy=None)
   else:
     raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}.")
-  if method == "plain":
-    return dataclasses.replace(base, noise_type=0, sigma=0.0)
-  if method == "group_lasso":
-    return dataclasses.replace(base, noise_type=0, sigma=0.0, group_lasso=strength)
-  if method == "gaussian":
-    return dataclasses.replace(base, alpha=2.0, sigma=strength)
-  noise, _, alpha = method.partition("_alpha")
-  if method in METHODS and noise in ("type1", "type2", "type3"):
-    return dataclasses.replace(
-      base, noise_type=int(noise[-1]), sigma=strength, alpha=float(alpha or base.alpha)
-    )
-  raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}.")
+  return _method(method).config(base, strength)
+
+
+def _method(name: str) -> Method:
+  if name not in BY_NAME:
+    raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}.")
+  return BY_NAME[name]
