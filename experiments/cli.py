@@ -103,10 +103,15 @@ def _optional(tp):
 
 
 def _flag_type(tp):
+  """``(parse, nargs)`` of a field's type: ``X | None`` parses "none"; ``tuple[X, ...]`` is "+"."""
   if typing.get_origin(tp) in (typing.Union, types.UnionType):
     inner = next(a for a in typing.get_args(tp) if a is not type(None))
-    return _optional(inner)
-  return tp
+    if typing.get_origin(inner) is tuple:  # an optional list: absent means None
+      return typing.get_args(inner)[0], "+"
+    return _optional(inner), None
+  if typing.get_origin(tp) is tuple:
+    return typing.get_args(tp)[0], "+"
+  return tp, None
 
 
 def add_config_flags(
@@ -114,8 +119,15 @@ def add_config_flags(
   cls,
   defaults: dict[str, Any] | None = None,
   skip: tuple[str, ...] = (),
+  helps: dict[str, str] | None = None,
 ) -> None:
-  """Adds ``--field-name`` for every dataclass field, with the field's help text."""
+  """Adds ``--field-name`` for every dataclass field, with the field's help text.
+
+  A bool field gets ``--name``/``--no-name``; a ``tuple[X, ...]`` field takes
+  one or more values; ``metadata["choices"]`` limits the values;
+  ``metadata["default_help"]`` says what a default of None means; ``helps``
+  replaces fields' help texts.
+  """
   hints = typing.get_type_hints(cls)
   defaults = defaults or {}
   for f in dataclasses.fields(cls):
@@ -123,14 +135,24 @@ def add_config_flags(
       continue
     default = defaults.get(f.name, f.default)
     flag = "--" + f.name.replace("_", "-")
-    help_text = f.metadata.get("help", "") + " (default: %(default)s)"
+    help_text = (helps or {}).get(f.name, f.metadata.get("help", ""))
+    shown = " ".join(map(str, default)) if isinstance(default, tuple) else "%(default)s"
+    help_text += f" (default: {f.metadata.get('default_help', shown)})"
     tp = hints[f.name]
     if tp is bool:
       parser.add_argument(
         flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
       )
     else:
-      parser.add_argument(flag, type=_flag_type(tp), default=default, help=help_text)
+      parse, nargs = _flag_type(tp)
+      parser.add_argument(
+        flag,
+        type=parse,
+        nargs=nargs,
+        default=default,
+        choices=f.metadata.get("choices"),
+        help=help_text,
+      )
 
 
 def require_experiment_extras() -> None:
@@ -145,16 +167,10 @@ def require_experiment_extras() -> None:
 
 
 def add_run_flags(parser: argparse.ArgumentParser, force_help: str) -> None:
-  """Flags of every training command: --force, --checkpoint-every-s, --no-progress."""
-  parser.add_argument("--force", action="store_true", help=force_help)
-  parser.add_argument(
-    "--checkpoint-every-s",
-    type=float,
-    default=300.0,
-    help="seconds between checkpoints of the training state (also written on"
-    " SIGINT/SIGTERM; rerunning the command resumes) (default: %(default)s)",
-  )
-  parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+  """Flags of every training command, from :class:`experiments.runs.RunOptions`."""
+  from experiments.runs import RunOptions
+
+  add_config_flags(parser, RunOptions, helps=dict(force=force_help))
 
 
 def add_compute_dtype_flag(parser: argparse.ArgumentParser) -> None:
@@ -170,9 +186,11 @@ def add_compute_dtype_flag(parser: argparse.ArgumentParser) -> None:
   )
 
 
-def check_run_flags(args: argparse.Namespace) -> None:
-  if not args.checkpoint_every_s >= 0:
-    usage_error(f"--checkpoint-every-s must be >= 0; got {args.checkpoint_every_s}.")
+def run_options(args: argparse.Namespace):
+  """The :class:`experiments.runs.RunOptions` that ``args`` gives; a bad one is refused."""
+  from experiments.runs import RunOptions
+
+  return config_from_args(RunOptions, args)
 
 
 CLUSTER_VARIABLES = {"SLURM_NTASKS": "SLURM", "OMPI_COMM_WORLD_SIZE": "Open MPI", "PMI_SIZE": "MPI"}
@@ -349,6 +367,7 @@ def given_config_flags(make_parser, argv, cls) -> dict[str, Any]:
 def config_from_args(cls, args: argparse.Namespace, **overrides):
   """Builds ``cls`` from parsed flags; a bad value is refused with its ValueError message."""
   values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+  values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}  # nargs="+"
   values.update(overrides)
   try:
     return cls(**values)

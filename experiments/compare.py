@@ -77,102 +77,29 @@ import argparse
 import dataclasses
 import sys
 
-from experiments import methods as methods_lib
 from experiments.cli import (
-  add_compute_dtype_flag,
+  add_config_flags,
   add_run_flags,
   check_or_exit,
-  check_run_flags,
-  check_unique_seeds,
   command,
+  config_from_args,
   load_data_or_exit,
   prepare_out_dir,
   require_experiment_extras,
+  run_options,
   usage_error,
 )
-from experiments.methods import METHODS
+from experiments.compare_config import CompareConfig
 from experiments.presets import COMPARE_MODELS, get_experiments
 from htsgd_jax.config import check_fits
 
 
 def parser() -> argparse.ArgumentParser:
-  """The command line; builds without JAX, so ``--help`` answers at once."""
+  """The command line, generated from :class:`CompareConfig`; builds without JAX."""
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
-  parser.add_argument(
-    "--preset", default="ecg5000_fcn:quick", help="a preset of experiments.reproduce (an FCN one)"
-  )
-  parser.add_argument(
-    "--out", default=None, help="output directory (default results/compare_<preset>)"
-  )
-  parser.add_argument(
-    "--seeds", type=int, nargs="+", default=None, help="evaluation seeds (default: the preset's)"
-  )
-  parser.add_argument(
-    "--tuning-seeds",
-    type=int,
-    nargs="+",
-    default=[101, 102],
-    help="seeds of the tuning runs (default: %(default)s)",
-  )
-  parser.add_argument(
-    "--methods",
-    nargs="+",
-    default=list(METHODS),
-    choices=METHODS,
-    help="methods to compare (plain SGD always runs)",
-  )
-  methods_lib.add_delta_flag(parser)
-  parser.add_argument(
-    "--validation",
-    type=float,
-    default=methods_lib.VALIDATION,
-    help="fraction of the training set held out for tuning (default: %(default)s)",
-  )
-  parser.add_argument(
-    "--timing-repeats",
-    type=int,
-    default=20,
-    help="timed calls per latency figure (batch 1: 5x) (default: %(default)s)",
-  )
-  parser.add_argument(
-    "--eps",
-    type=float,
-    nargs="+",
-    default=None,
-    help="radii ε of the robustness report (L∞, standardised inputs) (default: the preset's)",
-  )
-  parser.add_argument(
-    "--robust-examples",
-    type=int,
-    default=2000,
-    help="test examples attacked per network, a fixed random subset (default: %(default)s)",
-  )
-  parser.add_argument(
-    "--widths",
-    type=int,
-    nargs="+",
-    default=None,
-    help="compare at each of these hidden widths (OUT/n<width>/ each, then widths.md and"
-    " widths.png across them) (default: the preset's widths: NAME:widths has several)",
-  )
-  parser.add_argument(
-    "--budget",
-    choices=methods_lib.BUDGETS,
-    default="converge",
-    help="converge: each run stops at the preset's train-accuracy target, or at its step cap;"
-    " fixed: every run trains the whole step cap (default: %(default)s)",
-  )
-  parser.add_argument(
-    "--fine-tune-steps",
-    type=int,
-    default=0,
-    help="fine-tune every smallest network for this many steps of plain SGD (the preset's lr"
-    " and batch size, the same minibatches for every method, removed units held at zero) and"
-    " report its test accuracy beside the pruned one; 0: no fine-tuning (default: %(default)s)",
-  )
-  add_compute_dtype_flag(parser)
+  add_config_flags(parser, CompareConfig)
   add_run_flags(parser, "retrain every run, replacing its files")
   return parser
 
@@ -180,71 +107,51 @@ def parser() -> argparse.ArgumentParser:
 @command
 def main(argv=None) -> int:
   args = parser().parse_args(argv)
-  check_run_flags(args)
+  settings = config_from_args(CompareConfig, args)
+  options = run_options(args)
   require_experiment_extras()
   try:
-    experiments = get_experiments(args.preset, "compare")
+    experiments = get_experiments(settings.preset, "compare")
   except ValueError as err:
     usage_error(str(err))
   if len(experiments) != 1 or experiments[0].noisy.model not in COMPARE_MODELS:
     usage_error(
-      f"compare needs one FCN or VGG preset (e.g. ecg5000_fcn:quick); {args.preset!r} is not."
+      f"compare needs one FCN or VGG preset (e.g. ecg5000_fcn:quick); {settings.preset!r} is not."
     )
-  exp = experiments[0].with_compute_dtype(args.compute_dtype)
-  seeds = tuple(args.seeds or exp.seeds)
-  check_unique_seeds(seeds)
-  check_unique_seeds(args.tuning_seeds)
-  if len(seeds) < 2:
-    usage_error("a paired test needs at least 2 seeds; the issue's standard is 5.")
-  methods_lib.check_delta(args.delta)
-  if not 0 < args.validation < 1:
-    usage_error(f"--validation is a fraction in (0, 1); got {args.validation}.")
-  eps = tuple(args.eps or exp.robust_eps)
-  if not all(0 < e < float("inf") for e in eps):
-    usage_error(f"--eps are radii, finite and > 0; got {list(eps)}.")
-  if args.robust_examples < 1:
-    usage_error(f"--robust-examples must be >= 1; got {args.robust_examples}.")
-  if args.fine_tune_steps < 0:
-    usage_error(f"--fine-tune-steps must be >= 0; got {args.fine_tune_steps}.")
-  widths = args.widths or list(exp.widths) or [exp.noisy.width]
+  exp = experiments[0].with_compute_dtype(settings.compute_dtype)
+  # The preset's defaults, checked as the flags are (seeds, widths, ε).
+  settings = config_from_args(
+    CompareConfig,
+    args,
+    seeds=settings.seeds or exp.seeds,
+    eps=settings.eps or exp.robust_eps,
+    widths=settings.widths or exp.widths or (exp.noisy.width,),
+  )
   across = bool(args.widths or exp.widths)  # OUT/n<width>/ each, then widths.md
-  if any(w < 1 for w in widths) or len(set(widths)) < len(widths):
-    usage_error(f"--widths must be distinct and >= 1; got {widths}.")
-  methods = ("plain", *(m for m in args.methods if m != "plain"))
   # What the work needs (JAX among it), imported once the command line is known to be good.
   from experiments import compare_report, comparison, pipeline
 
   # Everything is checked and loaded before the first program compiles.
-  plans = [
-    comparison.Plan(
-      exp.at_width(w) if across else exp,
-      methods,
-      seeds,
-      tuple(args.tuning_seeds),
-      args.validation,
-      args.budget,
-    )
-    for w in widths
-  ]
+  plans = [comparison.Plan(exp.at_width(w) if across else exp, settings) for w in settings.widths]
   first_configs = [plan.tuning_runs()[0].config for plan in plans]  # one per width
   validation_data = load_data_or_exit(first_configs[0])
   dataset = load_data_or_exit(dataclasses.replace(first_configs[0], validation=0.0))
   for cfg in first_configs:
     check_or_exit(check_fits, cfg, validation_data)
-  default_out = f"results/compare_{exp.name}" + ("_fixed" if args.budget == "fixed" else "")
-  out = prepare_out_dir(args.out or default_out)
-  pipeline.claim_out_dir(out, "compare", args.preset)
+  default_out = f"results/compare_{exp.name}" + ("_fixed" if settings.budget == "fixed" else "")
+  out = prepare_out_dir(settings.out or default_out)
+  pipeline.claim_out_dir(out, "compare", settings.preset)
 
   by_width = {}
   for plan in plans:
     width_out = out / f"n{plan.exp.noisy.width}" if across else out
-    rows, stop = comparison.run(plan, validation_data, dataset, width_out, args, eps)
+    rows, stop = comparison.run(plan, options, validation_data, dataset, width_out)
     if stop:
       return pipeline.stopped(stop)
     by_width[plan.exp.noisy.width] = rows
   if across:
     rows = [r for w in sorted(by_width) for r in by_width[w]]
-    table = compare_report.write_widths(rows, args.delta, out)
+    table = compare_report.write_widths(rows, settings.delta, out)
     print(f"\n{table}\nwritten to {out}/ (widths.md, widths.csv, widths.png; n<width>/ each)")
   return 0
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import jax
 
 from experiments.cli import usage_error
-from experiments.runs import RunSpec
+from experiments.runs import RunOptions, RunSpec
 from htsgd_jax import checkpoints, interrupts, records
 from htsgd_jax.data import Dataset
 from htsgd_jax.train import TrainConfig, Trainer, broadcast_json, group_runs
@@ -205,9 +205,7 @@ def train_missing(
   dataset: Dataset,
   out: pathlib.Path,
   label: str,
-  progress: bool = True,
-  force: bool = False,
-  checkpoint_every_s: float = 300.0,
+  options: RunOptions = RunOptions(),
   shard: tuple[int, int] | None = None,
 ) -> str | None:
   """Trains the runs that have no finished record, batched by compiled program.
@@ -215,8 +213,9 @@ def train_missing(
   Each program's records are written as soon as it ends. On SIGINT/SIGTERM
   the program in flight writes a checkpoint and ``interrupted`` records, and
   this returns the signal's name (else None); the same call later resumes
-  that program first, with the same runs, from its checkpoint. ``force``
-  retrains every run; ``shard=(I, N)`` trains only that shard's programs.
+  that program first, with the same runs, from its checkpoint.
+  ``options.force`` retrains every run; ``shard=(I, N)`` trains only that
+  shard's programs.
 
   With several processes (``jax.distributed``), process 0 reads the disk and
   decides the programs, every process trains them together (runs sharded
@@ -234,12 +233,13 @@ def train_missing(
     for cfg, d in dirs.items():
       if cfg not in mine:
         continue
-      record = None if force else read_checked_record(d, cfg)  # --force retrains a damaged one
-      if force or not is_finished(d, record):
+      # --force retrains a damaged one
+      record = None if options.force else read_checked_record(d, cfg)
+      if options.force or not is_finished(d, record):
         todo.append(cfg)
       elif not (d / records.PARAMS_FILE).is_file() and record["status"] != "diverged":
         read_kept_analysis(d, record)  # a damaged one is refused now, not after training
-    groups = _resumable_groups(out, by_fingerprint, todo) if todo and not force else []
+    groups = _resumable_groups(out, by_fingerprint, todo) if todo and not options.force else []
     in_checkpoints = {c for g in groups for c in g}
     groups += group_runs([c for c in todo if c not in in_checkpoints])
     plan = dict(
@@ -256,7 +256,7 @@ def train_missing(
     return None
   overall = tqdm(
     total=plan["todo"],
-    disable=not (progress and writer),
+    disable=not (options.progress and writer),
     unit="run",
     desc=f"[{label}] runs",
     position=1,
@@ -266,13 +266,13 @@ def train_missing(
     for fingerprints in plan["groups"]:
       trainer = Trainer([by_fingerprint[f] for f in fingerprints], dataset)
       checkpoint_dir = out / CHECKPOINTS_DIR / trainer.fingerprint()
-      if force and writer:
+      if options.force and writer:
         checkpoints.clear(checkpoint_dir)
       try:
         results = trainer.run(
-          progress=progress,
+          progress=options.progress,
           checkpoint_dir=checkpoint_dir,
-          checkpoint_every_s=checkpoint_every_s,
+          checkpoint_every_s=options.checkpoint_every_s,
           on_stop=overall.update,  # the runs bar moves as each run stops
         )
       except records.DamagedFileError as err:

@@ -40,7 +40,6 @@ from experiments.cli import (
   add_distributed_flags,
   add_run_flags,
   check_or_exit,
-  check_run_flags,
   check_unique_seeds,
   command,
   init_distributed,
@@ -48,6 +47,7 @@ from experiments.cli import (
   parse_shard,
   prepare_out_dir,
   require_experiment_extras,
+  run_options,
   usage_error,
 )
 from experiments.presets import ARMS, get_experiments, listing
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
   if args.list:
     print(listing())
     return 0
-  check_run_flags(args)
+  options = run_options(args)
   require_experiment_extras()
   # What the work needs (JAX among it), imported once the command line parsed.
   from experiments import analysis, pipeline, report
@@ -127,9 +127,7 @@ def main(argv=None) -> int:
         dataset,
         out / exp.name,
         exp.name,
-        not args.no_progress,
-        args.force,
-        args.checkpoint_every_s,
+        options,
         shard,
       )
     except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains

@@ -74,3 +74,32 @@ class FinishedRun:
   @property
   def config(self) -> TrainConfig:
     return self.spec.config
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+  """How a command trains its runs; every training command's ``--force``,
+  ``--checkpoint-every-s`` and ``--no-progress`` (:func:`experiments.cli.add_run_flags`).
+
+  Example:
+    >>> RunOptions(checkpoint_every_s=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: --checkpoint-every-s must be >= 0; got -1.
+  """
+
+  force: bool = dataclasses.field(
+    default=False, metadata=dict(help="retrain every run, replacing its files")
+  )
+  checkpoint_every_s: float = dataclasses.field(
+    default=300.0,
+    metadata=dict(
+      help="seconds between checkpoints of the training state (also written on SIGINT/SIGTERM;"
+      " rerunning the command resumes)"
+    ),
+  )
+  progress: bool = dataclasses.field(default=True, metadata=dict(help="progress bars"))
+
+  def __post_init__(self):
+    if not self.checkpoint_every_s >= 0:
+      raise ValueError(f"--checkpoint-every-s must be >= 0; got {self.checkpoint_every_s}.")

@@ -43,7 +43,6 @@ from experiments.cli import (
   add_distributed_flags,
   add_run_flags,
   check_or_exit,
-  check_run_flags,
   check_unique_seeds,
   command,
   config_from_args,
@@ -53,6 +52,7 @@ from experiments.cli import (
   parse_shard,
   prepare_out_dir,
   require_experiment_extras,
+  run_options,
   usage_error,
 )
 from experiments.presets import get_experiments
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
   from experiments import analysis, pipeline, report, tuning
   from htsgd_jax import pruning
 
-  check_run_flags(args)
+  options = run_options(args)
   require_experiment_extras()
   shard = parse_shard(args.shard)
   init_distributed(args, "experiments.sweep", argv)
@@ -233,9 +233,7 @@ def main(argv=None) -> int:
   stop_signal = None
   if not args.report_only:
     try:
-      stop_signal = pipeline.train_missing(
-        runs, dataset, out, label, not args.no_progress, args.force, args.checkpoint_every_s, shard
-      )
+      stop_signal = pipeline.train_missing(runs, dataset, out, label, options, shard)
     except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
       stop_signal = "SIGINT"
   if not pipeline.reports_due(label, shard, args.report_only):

@@ -26,11 +26,11 @@ from experiments.cli import (
   add_config_flags,
   add_run_flags,
   check_or_exit,
-  check_run_flags,
   command,
   config_from_args,
   load_data_or_exit,
   prepare_out_dir,
+  run_options,
   usage_error,
 )
 from htsgd_jax.config import TrainConfig, check_fits
@@ -68,11 +68,11 @@ def main(argv=None) -> int:
   from htsgd_jax import checkpoints, interrupts, records
   from htsgd_jax.driver import Trainer
 
-  check_run_flags(args)
+  options = run_options(args)
   cfg = config_from_args(TrainConfig, args)
   out = prepare_out_dir(args.out or default_out(cfg))
   checkpoint_dir = out / CHECKPOINT_DIR
-  if args.force:
+  if options.force:
     checkpoints.clear(checkpoint_dir)
   else:
     record = read_checked_record(out, cfg)
@@ -86,9 +86,9 @@ def main(argv=None) -> int:
   trainer = Trainer([cfg], dataset)
   try:
     (result,) = trainer.run(
-      progress=not args.no_progress,
+      progress=options.progress,
       checkpoint_dir=checkpoint_dir,
-      checkpoint_every_s=args.checkpoint_every_s,
+      checkpoint_every_s=options.checkpoint_every_s,
     )
   except records.DamagedFileError as err:
     usage_error(str(err))

@@ -22,7 +22,7 @@ from experiments import analysis, pipeline
 from experiments.cli import usage_error
 from experiments.files import write_text
 from experiments.methods import METHODS, strength_label
-from experiments.runs import FinishedRun, RunSpec
+from experiments.runs import FinishedRun, RunOptions, RunSpec
 from htsgd_jax import compression, records
 from htsgd_jax.data import Dataset
 
@@ -32,17 +32,14 @@ def train_and_load(
   dataset: Dataset,
   out: pathlib.Path,
   label: str,
-  args,
+  options: RunOptions,
 ) -> tuple[list[FinishedRun], str | None]:
   """Trains what is missing (resumable, see :mod:`experiments.pipeline`); loads what finished.
 
-  ``args`` holds the run flags (:func:`experiments.cli.add_run_flags`).
   Returns the finished runs and the name of the signal that stopped the
   training, if one did.
   """
-  stop = pipeline.train_missing(
-    runs, dataset, out, label, not args.no_progress, args.force, args.checkpoint_every_s
-  )
+  stop = pipeline.train_missing(runs, dataset, out, label, options)
   return load_finished(runs, out), stop
 
 

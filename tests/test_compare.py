@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 
+from experiments.methods import METHODS
 from htsgd_jax import compression, data, models, proximal, pruning
 from htsgd_jax.train import TrainConfig, Trainer
 
@@ -243,8 +244,8 @@ def test_compare_reports_every_method_over_five_seeds(compared):
   out, code, compare, _ = compared
   assert code == 0
   rows = list(csv.DictReader(open(out / "compare.csv")))
-  assert sorted({r["method"] for r in rows}) == sorted(compare.METHODS)
-  for method in compare.METHODS:
+  assert sorted({r["method"] for r in rows}) == sorted(METHODS)
+  for method in METHODS:
     assert sorted(int(r["seed"]) for r in rows if r["method"] == method) == [1, 2, 3, 4, 5]
   for r in rows:
     # The compact network computes the masked one's logits, and is as small as it says.
@@ -255,10 +256,10 @@ def test_compare_reports_every_method_over_five_seeds(compared):
     for b in smallest.LATENCY_BATCHES:
       assert float(r[f"compact_latency_b{b}_ms"]) > 0
   table = (out / "compare.md").read_text()
-  for method in compare.METHODS:
+  for method in METHODS:
     assert f"| {method} |" in table
   tuning = (out / "tuning.md").read_text()
-  assert tuning.count("✓") == len(compare.METHODS)  # one strength chosen per method
+  assert tuning.count("✓") == len(METHODS)  # one strength chosen per method
   assert (out / "pareto.png").stat().st_size > 0
   curves = list(csv.DictReader(open(out / "curves.csv")))
   points = len(np.unique(np.round(np.asarray(compression.SEARCH_GRID) * 32)))
@@ -289,7 +290,7 @@ def test_compare_reports_robustness_gap_and_spectra_of_full_and_smallest_network
     [float(r["test_accuracy"]) for r in plain]
   )
   table = (out / "robustness.md").read_text()
-  for method in compare.METHODS:
+  for method in METHODS:
     assert f"| {method} | full | 5 |" in table and f"| {method} | smallest | 5 |" in table
   assert "robust acc. ε = 0.2" in table and "(p " in table
   assert (out / "robustness.png").stat().st_size > 0

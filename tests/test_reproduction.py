@@ -14,6 +14,7 @@ import pytest
 
 from experiments import analysis, pipeline, report
 from experiments.presets import get_experiments
+from experiments.runs import RunOptions
 from htsgd_jax.train import load_data
 
 
@@ -21,7 +22,9 @@ def _compare(preset, seeds, tmp_path):
   exp = dataclasses.replace(get_experiments(preset)[0], seeds=seeds)
   dataset = load_data(exp.noisy)
   runs = exp.runs()
-  assert pipeline.train_missing(runs, dataset, tmp_path, exp.name, progress=False) is None
+  assert (
+    pipeline.train_missing(runs, dataset, tmp_path, exp.name, RunOptions(progress=False)) is None
+  )
   rows = analysis.analyse(runs, dataset, tmp_path, exp.name, exp.prune_fraction)
   assert all(r["status"] == "converged" for r in rows)
   assert not any(map(report.collapsed, (r for r in rows if r["arm"] == "plain")))
