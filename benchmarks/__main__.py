@@ -291,91 +291,104 @@ def bench_cnn(repeats: int) -> list[dict]:
     ("vgg11_wide, CIFAR-shaped", cifar, (32, 32, 3), models.VGG11_WIDE_CHANNELS, 1),
   )
   for name, cfg, shape, channels, steps in settings:
-    batch = cfg.batch_size
     layers = [
-      (layer, h, c_in, c_out, 2 * batch * h * w * 9 * c_in * c_out)
+      (layer, h, c_in, c_out, 2 * cfg.batch_size * h * w * 9 * c_in * c_out)
       for layer, h, w, c_in, c_out in pruning.conv_layers(channels, shape)
     ]
-    flops = sum(layer[-1] for layer in layers)
-    times = timed_interleaved(
-      {
-        d: _program_steps(dataclasses.replace(cfg, compute_dtype=d), shape, steps)
-        for d in models.COMPUTE_DTYPES
-      },
-      max(repeats // (1 if steps > 1 else 2), 2),
+    rows += _cnn_steps(name, cfg, shape, layers, steps, repeats)
+    if steps > 1:  # the small network: its convolutions one by one too
+      rows += _cnn_convs(name, layers, cfg.batch_size, repeats)
+      rows += _cnn_kernel_gradients(name, layers, cfg.batch_size, repeats)
+  return rows
+
+
+def _cnn_steps(name, cfg, shape, layers, steps: int, repeats: int) -> list[dict]:
+  """``steps`` of the training program per dtype; GFLOP/s from the layers' FLOPs."""
+  flops = sum(layer[-1] for layer in layers)
+  times = timed_interleaved(
+    {
+      d: _program_steps(dataclasses.replace(cfg, compute_dtype=d), shape, steps)
+      for d in models.COMPUTE_DTYPES
+    },
+    max(repeats // (1 if steps > 1 else 2), 2),
+  )
+  return [
+    dict(
+      bench="cnn_step",
+      setting=name,
+      dtype=d,
+      batch=cfg.batch_size,
+      time={k: v / steps for k, v in times[d].items()},
+      gflops=3 * flops / (times[d]["median"] / steps) / 1e9,
+      speedup=times["float32"]["median"] / times[d]["median"],
     )
-    for d in models.COMPUTE_DTYPES:
-      per_step = times[d]["median"] / steps
-      rows.append(
-        dict(
-          bench="cnn_step",
-          setting=name,
-          dtype=d,
-          batch=cfg.batch_size,
-          time={k: v / steps for k, v in times[d].items()},
-          gflops=3 * flops / per_step / 1e9,
-          speedup=times["float32"]["median"] / times[d]["median"],
-        )
-      )
-    if steps == 1:
-      continue
-    for layer, hw, c_in, c_out, layer_flops in layers:
-      x = jax.random.normal(jax.random.key(1), (batch, hw, hw, c_in))
-      k = jax.random.normal(jax.random.key(2), (3, 3, c_in, c_out)) * 0.1
-      convs = {
-        d: _in_a_loop(
-          models.conv_with_matmul_gradient, (x.astype(d), k.astype(d), (1, 1), "SAME"), 10
-        )
-        for d in models.COMPUTE_DTYPES
-      }
-      t = timed_interleaved(convs, max(repeats, 3))
-      for d in models.COMPUTE_DTYPES:
-        rows.append(
-          dict(
-            bench="cnn_conv",
-            setting=name,
-            layer=f"{layer} {hw}x{hw} {c_in}->{c_out}",
-            dtype=d,
-            time=t[d]["median"] / 10,
-            gflops=layer_flops / (t[d]["median"] / 10) / 1e9,
-          )
-        )
-    # The kernel gradient of the first pruned layer: autodiff's convolution vs im2col.
-    _, hw, c_in, c_out, layer_flops = layers[1]
+    for d in models.COMPUTE_DTYPES
+  ]
+
+
+def _cnn_convs(name, layers, batch: int, repeats: int) -> list[dict]:
+  """Every convolution's forward pass per dtype, 10 in a loop."""
+  rows = []
+  for layer, hw, c_in, c_out, layer_flops in layers:
     x = jax.random.normal(jax.random.key(1), (batch, hw, hw, c_in))
     k = jax.random.normal(jax.random.key(2), (3, 3, c_in, c_out)) * 0.1
-    g = jax.random.normal(jax.random.key(3), (batch, hw, hw, c_out))
-
-    def kernel_gradient(conv):
-      return lambda x, g: jax.vjp(lambda k: conv(x, k), k)[1](g)[0]
-
-    def autodiff(x, k):
-      return jax.lax.conv_general_dilated(
-        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    convs = {
+      d: _in_a_loop(
+        models.conv_with_matmul_gradient, (x.astype(d), k.astype(d), (1, 1), "SAME"), 10
       )
-
-    def im2col(x, k):
-      return models.conv_with_matmul_gradient(x, k, (1, 1), "SAME")
-
-    t = timed_interleaved(
-      {
-        n: _in_a_loop(kernel_gradient(c), (x, g), 10)
-        for n, c in (("autodiff conv", autodiff), ("im2col product", im2col))
-      },
-      max(repeats, 3),
-    )
-    for n in t:
+      for d in models.COMPUTE_DTYPES
+    }
+    t = timed_interleaved(convs, max(repeats, 3))
+    for d in models.COMPUTE_DTYPES:
       rows.append(
         dict(
           bench="cnn_conv",
           setting=name,
-          layer=f"conv_1 kernel gradient, {n}",
-          dtype="float32",
-          time=t[n]["median"] / 10,
-          gflops=layer_flops / (t[n]["median"] / 10) / 1e9,
+          layer=f"{layer} {hw}x{hw} {c_in}->{c_out}",
+          dtype=d,
+          time=t[d]["median"] / 10,
+          gflops=layer_flops / (t[d]["median"] / 10) / 1e9,
         )
       )
   return rows
+
+
+def _cnn_kernel_gradients(name, layers, batch: int, repeats: int) -> list[dict]:
+  """The first pruned layer's kernel gradient: autodiff's convolution vs the im2col product."""
+  _, hw, c_in, c_out, layer_flops = layers[1]
+  x = jax.random.normal(jax.random.key(1), (batch, hw, hw, c_in))
+  k = jax.random.normal(jax.random.key(2), (3, 3, c_in, c_out)) * 0.1
+  g = jax.random.normal(jax.random.key(3), (batch, hw, hw, c_out))
+
+  def kernel_gradient(conv):
+    return lambda x, g: jax.vjp(lambda k: conv(x, k), k)[1](g)[0]
+
+  def autodiff(x, k):
+    return jax.lax.conv_general_dilated(
+      x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+  def im2col(x, k):
+    return models.conv_with_matmul_gradient(x, k, (1, 1), "SAME")
+
+  t = timed_interleaved(
+    {
+      n: _in_a_loop(kernel_gradient(c), (x, g), 10)
+      for n, c in (("autodiff conv", autodiff), ("im2col product", im2col))
+    },
+    max(repeats, 3),
+  )
+  return [
+    dict(
+      bench="cnn_conv",
+      setting=name,
+      layer=f"conv_1 kernel gradient, {n}",
+      dtype="float32",
+      time=t[n]["median"] / 10,
+      gflops=layer_flops / (t[n]["median"] / 10) / 1e9,
+    )
+    for n in t
+  ]
 
 
 def bench_mixed_precision(repeats: int, width: int = 5000, batch: int = 5000) -> list[dict]:

@@ -158,108 +158,114 @@ def summarise(results: list[dict], cfg: MeanFieldConfig) -> dict:
 
 
 def plot(results: list[dict], cfg: MeanFieldConfig, out: pathlib.Path) -> None:
-  """relative_error.png, column_norms.png and tail_index.png."""
+  """relative_error.png, column_norms.png and tail_index.png: one panel per dataset."""
   import matplotlib
 
   from experiments.files import save_figure
-  from htsgd_jax import tail_index
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
   colors = dict(zip(cfg.alphas, ["tab:red", "tab:orange", "tab:blue", "tab:green"]))
   summary = summarise(results, cfg)
-  fig, axes = plt.subplots(
-    1, len(cfg.datasets), figsize=(5 * len(cfg.datasets), 3.8), squeeze=False
-  )
-  for ax, name in zip(axes[0], cfg.datasets):
-    for alpha in cfg.alphas:
-      s = summary.get((name, alpha))
-      if not s:
-        continue
-      errs = [
-        [
-          r["relative_error"]
-          for r in results
-          if (r["dataset"], r["alpha"], r["width"]) == (name, alpha, w)
-        ]
-        for w in s["widths"]
-      ]
-      ax.errorbar(
-        s["widths"],
-        s["mean_error"],
-        yerr=[np.std(e) for e in errs],
-        marker="o",
-        color=colors.get(alpha),
-        capsize=3,
-        label=f"α = {alpha:g}",
-      )
-    ax.set(
-      xscale="log",
-      yscale="log",
-      xlabel="width n",
-      ylabel=f"‖Θ^(κn) − Θ‖ / ‖Θ‖, κ = {cfg.keep_fraction:g}",
-      title=name,
+  figures = {
+    "relative_error.png": lambda ax, name: _relative_error_panel(
+      ax, name, results, cfg, summary, colors
+    ),
+    "column_norms.png": lambda ax, name: _column_norms_panel(ax, name, results, cfg, colors),
+    "tail_index.png": lambda ax, name: _tail_index_panel(ax, name, results, cfg),
+  }
+  for filename, panel in figures.items():
+    fig, axes = plt.subplots(
+      1, len(cfg.datasets), figsize=(5 * len(cfg.datasets), 3.8), squeeze=False
     )
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-  fig.tight_layout()
-  save_figure(fig, out / "relative_error.png")
+    for ax, name in zip(axes[0], cfg.datasets):
+      panel(ax, name)
+    fig.tight_layout()
+    save_figure(fig, out / filename)
+
+
+def _relative_error_panel(ax, name, results, cfg: MeanFieldConfig, summary, colors) -> None:
+  """The pruned network's relative error against width, one line per α."""
+  for alpha in cfg.alphas:
+    s = summary.get((name, alpha))
+    if not s:
+      continue
+    errs = [
+      [
+        r["relative_error"]
+        for r in results
+        if (r["dataset"], r["alpha"], r["width"]) == (name, alpha, w)
+      ]
+      for w in s["widths"]
+    ]
+    ax.errorbar(
+      s["widths"],
+      s["mean_error"],
+      yerr=[np.std(e) for e in errs],
+      marker="o",
+      color=colors.get(alpha),
+      capsize=3,
+      label=f"α = {alpha:g}",
+    )
+  ax.set(
+    xscale="log",
+    yscale="log",
+    xlabel="width n",
+    ylabel=f"‖Θ^(κn) − Θ‖ / ‖Θ‖, κ = {cfg.keep_fraction:g}",
+    title=name,
+  )
+  ax.grid(alpha=0.3, which="both")
+  ax.legend()
+
+
+def _column_norms_panel(ax, name, results, cfg: MeanFieldConfig, colors) -> None:
+  """The widest networks' column-norm survival function, with a Pareto fit per α."""
+  from htsgd_jax import tail_index
 
   n_max = max(cfg.widths)
-  fig, axes = plt.subplots(
-    1, len(cfg.datasets), figsize=(5 * len(cfg.datasets), 3.8), squeeze=False
-  )
-  for ax, name in zip(axes[0], cfg.datasets):
-    for alpha in cfg.alphas:
-      norms = np.concatenate(
-        [
-          r["column_norms"]
-          for r in results
-          if (r["dataset"], r["alpha"], r["width"]) == (name, alpha, n_max)
-        ]
-        or [[]]
-      )
-      if norms.size == 0:
-        continue
-      x = np.sort(norms)
-      surv = 1 - np.arange(x.size) / x.size
-      ax.loglog(x, surv, color=colors.get(alpha), label=f"α = {alpha:g}")
-      k = max(int(np.sqrt(x.size)), 3)
-      a_hat = tail_index.hill(x, k=k)
-      xs = np.geomspace(x[-k], x[-1], 20)
-      ax.loglog(
-        xs,
-        (k / x.size) * (xs / x[-k]) ** -a_hat,
-        "--",
-        color=colors.get(alpha),
-        label=f"Pareto fit, α̂ = {a_hat:.2f}",
-      )
-    ax.set(xlabel="column norm ‖w_j‖", ylabel="P(norm > x)", title=f"{name}, n = {n_max}")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-  fig.tight_layout()
-  save_figure(fig, out / "column_norms.png")
-
-  fig, axes = plt.subplots(
-    1, len(cfg.datasets), figsize=(5 * len(cfg.datasets), 3.8), squeeze=False
-  )
-  for ax, name in zip(axes[0], cfg.datasets):
-    for w in cfg.widths:
-      rs = [
-        r for r in results if r["dataset"] == name and r["width"] == w and r["hill"] is not None
+  for alpha in cfg.alphas:
+    norms = np.concatenate(
+      [
+        r["column_norms"]
+        for r in results
+        if (r["dataset"], r["alpha"], r["width"]) == (name, alpha, n_max)
       ]
-      if rs:
-        ax.scatter([r["alpha"] for r in rs], [r["hill"] for r in rs], label=f"n = {w}", s=18)
-    ax.plot([1.4, 2.1], [1.4, 2.1], "k--", lw=1, label="α̂ = α")
-    # Log scale: Gaussian columns give α̂ of 10–50, which would flatten α < 2.
-    ax.set(
-      xlabel="injected α", ylabel="Hill estimate of the column-norm tail", title=name, yscale="log"
+      or [[]]
     )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-  fig.tight_layout()
-  save_figure(fig, out / "tail_index.png")
+    if norms.size == 0:
+      continue
+    x = np.sort(norms)
+    surv = 1 - np.arange(x.size) / x.size
+    ax.loglog(x, surv, color=colors.get(alpha), label=f"α = {alpha:g}")
+    k = max(int(np.sqrt(x.size)), 3)
+    a_hat = tail_index.hill(x, k=k)
+    xs = np.geomspace(x[-k], x[-1], 20)
+    ax.loglog(
+      xs,
+      (k / x.size) * (xs / x[-k]) ** -a_hat,
+      "--",
+      color=colors.get(alpha),
+      label=f"Pareto fit, α̂ = {a_hat:.2f}",
+    )
+  ax.set(xlabel="column norm ‖w_j‖", ylabel="P(norm > x)", title=f"{name}, n = {n_max}")
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=8)
+
+
+def _tail_index_panel(ax, name, results, cfg: MeanFieldConfig) -> None:
+  """Hill's estimate of the column-norm tail against the injected α, per width."""
+  for w in cfg.widths:
+    rs = [r for r in results if r["dataset"] == name and r["width"] == w and r["hill"] is not None]
+    if rs:
+      ax.scatter([r["alpha"] for r in rs], [r["hill"] for r in rs], label=f"n = {w}", s=18)
+  ax.plot([1.4, 2.1], [1.4, 2.1], "k--", lw=1, label="α̂ = α")
+  # Log scale: Gaussian columns give α̂ of 10–50, which would flatten α < 2.
+  ax.set(
+    xlabel="injected α", ylabel="Hill estimate of the column-norm tail", title=name, yscale="log"
+  )
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
 
 
 def summary_markdown(results: list[dict], cfg: MeanFieldConfig) -> str:

@@ -226,31 +226,7 @@ def train_missing(
   writer = jax.process_index() == 0
   by_fingerprint = {spec.config.fingerprint(): spec.config for spec in runs}
   dirs = {spec.config: spec.directory(out) for spec in runs}
-  plan = None
-  if writer:
-    mine = shard_of(runs, shard)
-    todo = []
-    for cfg, d in dirs.items():
-      if cfg not in mine:
-        continue
-      # --force retrains a damaged one
-      record = None if options.force else read_checked_record(d, cfg)
-      if options.force or not is_finished(d, record):
-        todo.append(cfg)
-      elif not (d / records.PARAMS_FILE).is_file() and record["status"] != "diverged":
-        read_kept_analysis(d, record)  # a damaged one is refused now, not after training
-    groups = _resumable_groups(out, by_fingerprint, todo) if todo and not options.force else []
-    in_checkpoints = {c for g in groups for c in g}
-    groups += group_runs([c for c in todo if c not in in_checkpoints])
-    plan = dict(
-      todo=len(todo), total=len(mine), groups=[[c.fingerprint() for c in g] for g in groups]
-    )
-    if todo:
-      print(
-        f"[{label}] training {len(todo)} of {len(mine)} runs ({len(mine) - len(todo)}"
-        f" already finished) in {len(groups)} compiled program(s)"
-        + (f", shard {shard[0]}/{shard[1]}" if shard else "")
-      )
+  plan = _programs_to_train(runs, out, label, options, shard) if writer else None
   plan = broadcast_json(plan)  # every process trains the same programs
   if not plan["groups"]:
     return None
@@ -294,6 +270,46 @@ def train_missing(
   finally:
     overall.close()
   return None
+
+
+def _programs_to_train(
+  runs: Sequence[RunSpec],
+  out: pathlib.Path,
+  label: str,
+  options: RunOptions,
+  shard: tuple[int, int] | None,
+) -> dict:
+  """What is left to train, read from the disk (process 0): the runs' programs, as fingerprints.
+
+  Programs with a checkpoint come first, with the runs they held; the other
+  unfinished runs are grouped anew. Returns ``todo`` (runs), ``total`` (of
+  this shard) and ``groups``.
+  """
+  mine = shard_of(runs, shard)
+  todo = []
+  for spec in runs:
+    cfg, d = spec.config, spec.directory(out)
+    if cfg not in mine or cfg in todo:
+      continue
+    # --force retrains a damaged one
+    record = None if options.force else read_checked_record(d, cfg)
+    if options.force or not is_finished(d, record):
+      todo.append(cfg)
+    elif not (d / records.PARAMS_FILE).is_file() and record["status"] != "diverged":
+      read_kept_analysis(d, record)  # a damaged one is refused now, not after training
+  by_fingerprint = {spec.config.fingerprint(): spec.config for spec in runs}
+  groups = _resumable_groups(out, by_fingerprint, todo) if todo and not options.force else []
+  in_checkpoints = {c for g in groups for c in g}
+  groups += group_runs([c for c in todo if c not in in_checkpoints])
+  if todo:
+    print(
+      f"[{label}] training {len(todo)} of {len(mine)} runs ({len(mine) - len(todo)}"
+      f" already finished) in {len(groups)} compiled program(s)"
+      + (f", shard {shard[0]}/{shard[1]}" if shard else "")
+    )
+  return dict(
+    todo=len(todo), total=len(mine), groups=[[c.fingerprint() for c in g] for g in groups]
+  )
 
 
 def _resumable_groups(

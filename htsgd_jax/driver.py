@@ -209,47 +209,11 @@ class Trainer:
     cfg = self.cfg
     data = self.placed_data()
     seeds, hyper = self.per_run_inputs()
-    resumed = self._restore(checkpoint_dir, seeds, hyper) if checkpoint_dir else None
-    if resumed:
-      states, t, history, elapsed, stop_time = resumed
-    else:
-      states, metrics = self._first_eval(self._init(seeds, hyper), data)
-      history = [
-        dict(
-          step=[],
-          train_loss=[],
-          train_accuracy=[],
-          test_loss=[],
-          test_accuracy=[],
-          minibatch_loss=[],
-        )
-        for _ in range(self.n_runs)
-      ]
-      self._log(
-        history,
-        np.zeros(self.n_padded, int),
-        np.ones(self.n_padded, bool),
-        to_host(metrics),
-        np.full(self.n_padded, np.nan),
-      )
-      t, elapsed, stop_time = 0, 0.0, [None] * self.n_runs
+    states, t, history, elapsed, stop_time = self._start(checkpoint_dir, seeds, hyper, data)
     start = time.time() - elapsed  # time.time() - start: this group's training time so far
     last_save = time.time()
     writer = jax.process_index() == 0  # with several processes, process 0 writes
-    to_target = cfg.target_accuracy is not None
-    bar = _progress_bar(
-      progress and writer,
-      total=None if to_target else cfg.max_steps,  # a target: the end is unknown
-      initial=t,
-      unit="step",
-      dynamic_ncols=True,
-      desc=f"{self.dataset.name} {cfg.model} n={cfg.width} runs={self.n_runs}"
-      + (
-        f" (to {cfg.target_accuracy:g}% train acc., at most {cfg.max_steps} steps)"
-        if to_target
-        else ""
-      ),
-    )
+    bar = self._step_bar(progress and writer, t)
 
     def save():
       host_states = to_host(states)  # on every process: a collective
@@ -285,17 +249,7 @@ class Trainer:
             stop_time[i] = time.time() - start
           if on_stop and stopped_now.size:
             on_stop(int(stopped_now.size))
-          bar.update(t - bar.n)
-          live = metrics[: self.n_runs][was_active[: self.n_runs]]
-          bar.set_postfix(
-            {
-              "loss": f"{_finite_mean(live[:, 0]):.4f}",
-              "train_acc": f"{_finite_mean(live[:, 1]):.2f}",
-              f"{cfg.held_out}_acc": f"{_finite_mean(live[:, 3]):.2f}",
-              "active": int(active[: self.n_runs].sum()),
-              "stopped": int((~active[: self.n_runs]).sum()),
-            }
-          )
+          self._show(bar, t, metrics, was_active, active)
           # Process 0's clock decides, so that all processes save together.
           if checkpoint_dir and broadcast_flag(time.time() - last_save >= checkpoint_every_s):
             save()
@@ -309,6 +263,64 @@ class Trainer:
     elapsed = time.time() - start
     wall = [elapsed if s is None else s for s in stop_time]
     return self._results(states, history, wall, interrupted)
+
+  def _start(self, checkpoint_dir, seeds, hyper, data):
+    """(states, t, history, elapsed, stop times): from the checkpoint, or fresh and evaluated."""
+    resumed = self._restore(checkpoint_dir, seeds, hyper) if checkpoint_dir else None
+    if resumed:
+      return resumed
+    states, metrics = self._first_eval(self._init(seeds, hyper), data)
+    history = [
+      dict(
+        step=[],
+        train_loss=[],
+        train_accuracy=[],
+        test_loss=[],
+        test_accuracy=[],
+        minibatch_loss=[],
+      )
+      for _ in range(self.n_runs)
+    ]
+    self._log(
+      history,
+      np.zeros(self.n_padded, int),
+      np.ones(self.n_padded, bool),
+      to_host(metrics),
+      np.full(self.n_padded, np.nan),
+    )
+    return states, 0, history, 0.0, [None] * self.n_runs
+
+  def _step_bar(self, show: bool, t: int):
+    """The step bar from step ``t``; with a target accuracy it has no end (none is known)."""
+    cfg = self.cfg
+    to_target = cfg.target_accuracy is not None
+    return _progress_bar(
+      show,
+      total=None if to_target else cfg.max_steps,
+      initial=t,
+      unit="step",
+      dynamic_ncols=True,
+      desc=f"{self.dataset.name} {cfg.model} n={cfg.width} runs={self.n_runs}"
+      + (
+        f" (to {cfg.target_accuracy:g}% train acc., at most {cfg.max_steps} steps)"
+        if to_target
+        else ""
+      ),
+    )
+
+  def _show(self, bar, t: int, metrics, was_active, active) -> None:
+    """Moves the step bar to ``t``; shows the runs that were active: mean metrics, counts."""
+    bar.update(t - bar.n)
+    live = metrics[: self.n_runs][was_active[: self.n_runs]]
+    bar.set_postfix(
+      {
+        "loss": f"{_finite_mean(live[:, 0]):.4f}",
+        "train_acc": f"{_finite_mean(live[:, 1]):.2f}",
+        f"{self.cfg.held_out}_acc": f"{_finite_mean(live[:, 3]):.2f}",
+        "active": int(active[: self.n_runs].sum()),
+        "stopped": int((~active[: self.n_runs]).sum()),
+      }
+    )
 
   def _restore(self, checkpoint_dir, seeds, hyper):
     """(states, t, history, elapsed, stop times) from ``checkpoint_dir``, or None.

@@ -15,3 +15,56 @@ def test_ruff_passes(command):
     [sys.executable, "-m", "ruff", *command, "."], cwd=ROOT, capture_output=True, text=True
   )
   assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
+
+
+MAX_OWN_LINES = 80
+LAYERS = ("htsgd_jax", "experiments", "benchmarks")
+
+
+def own_lines(fn) -> int:
+  """A function's lines, less its docstring and the functions defined inside it."""
+  import ast
+
+  lines = set(range(fn.lineno, fn.end_lineno + 1))
+  first = fn.body[0]
+  if isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant):
+    lines -= set(range(first.lineno, first.end_lineno + 1))
+  for node in ast.walk(fn):
+    if node is not fn and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+      lines -= set(range(node.lineno - len(node.decorator_list), node.end_lineno + 1))
+  return len(lines)
+
+
+def test_no_function_is_over_80_lines_of_its_own():
+  """Long functions hide what they do; split them into steps that each say theirs."""
+  import ast
+
+  too_long = [
+    f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({own_lines(node)} lines)"
+    for layer in LAYERS
+    for path in sorted((ROOT / layer).rglob("*.py"))
+    for node in ast.walk(ast.parse(path.read_text()))
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and own_lines(node) > MAX_OWN_LINES
+  ]
+  assert not too_long, too_long
+
+
+def test_the_library_never_imports_the_experiments_or_the_trainers_facade():
+  """Layers point down: stable → noise → program → driver → experiments."""
+  import ast
+
+  upward = []
+  for path in sorted((ROOT / "htsgd_jax").glob("*.py")):
+    if path.name in ("__init__.py", "train.py"):  # the façade and the re-exports themselves
+      continue
+    for node in ast.walk(ast.parse(path.read_text())):
+      if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+      elif isinstance(node, ast.ImportFrom):  # the module, and each name as a submodule
+        names = [node.module or "", *(f"{node.module}.{a.name}" for a in node.names)]
+      else:
+        continue
+      upward += [
+        f"{path.name}: {n}" for n in names if n.startswith("experiments") or n == "htsgd_jax.train"
+      ]
+  assert not upward, upward
