@@ -20,9 +20,9 @@ import numpy as np
 from experiments.analysis import apply_fn
 from experiments.runs import FinishedRun
 from htsgd_jax import columns as columns_lib
-from htsgd_jax import compression, robustness
+from htsgd_jax import robustness
 from htsgd_jax.data import Dataset
-from htsgd_jax.program import evaluate, over_runs, runs_in_a_loop
+from htsgd_jax.program import evaluate, over_runs, runs_in_a_loop, stack
 
 NETWORKS = ("full", "smallest")
 PGD_STEPS = 10
@@ -97,7 +97,7 @@ def measure(
     robust = robustness.robust_accuracies(
       apply, params, x, y, eps, attack="pgd", steps=PGD_STEPS, batch_size=cfg.eval_batch_size
     )
-    train = np.asarray(train_accuracy(compression.stack(params)))
+    train = np.asarray(train_accuracy(stack(params)))
     for i, row in enumerate(rows):
       row[f"{network}_train_accuracy"] = float(train[i])
       for e, r in zip(eps, robust[i]):

@@ -26,7 +26,7 @@ from htsgd_jax import compression, finetune, models, pruning
 from htsgd_jax.columns import CLASSIFIER_NAME
 from htsgd_jax.config import TrainConfig
 from htsgd_jax.data import Dataset
-from htsgd_jax.program import evaluate, over_runs, runs_in_a_loop
+from htsgd_jax.program import evaluate, over_runs, runs_in_a_loop, stack
 
 LATENCY_BATCHES = (1, 1000)
 
@@ -176,7 +176,7 @@ def fine_tuned(
       cfg.lr,
       min(cfg.batch_size, len(dataset.y_train)),
     )
-    accs = np.asarray(accuracy(compression.stack(tuned)))
+    accs = np.asarray(accuracy(stack(tuned)))
     for i, params, a in zip(idx, tuned, accs):
       if all(bool(np.isfinite(leaf).all()) for leaf in jax.tree.leaves(params)):
         kept = compact(params, cfg, dataset).cost["parameters"]

@@ -28,19 +28,9 @@ import numpy as np
 from htsgd_jax import columns as columns_lib
 from htsgd_jax import pruning, tail_index
 from htsgd_jax.data import Dataset
-from htsgd_jax.program import evaluate, over_runs, runs_in_a_loop
+from htsgd_jax.program import evaluate, over_runs, runs_in_a_loop, stack
 
 CURVE_FRACTIONS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
-
-
-def stack(params_list: Sequence[Any]) -> Any:
-  """Stacks per-run parameter pytrees along a new leading axis.
-
-  Example:
-    >>> stack([{"w": np.zeros(2)}, {"w": np.ones(2)}])["w"].shape
-    (2, 2)
-  """
-  return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *params_list)
 
 
 def first_hidden_kernel(params, conv_column: str = "filter"):

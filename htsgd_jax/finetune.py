@@ -21,8 +21,7 @@ import numpy as np
 import optax
 
 from htsgd_jax import columns as columns_lib
-from htsgd_jax.compression import stack
-from htsgd_jax.program import over_runs, runs_in_a_loop
+from htsgd_jax.program import over_runs, runs_in_a_loop, stack
 
 
 def fine_tune(

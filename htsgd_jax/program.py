@@ -11,7 +11,7 @@ the loop that drives it is :mod:`htsgd_jax.driver`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -209,6 +209,16 @@ def runs_in_a_loop(params) -> bool:
   """
   has_conv_kernel = any(jnp.ndim(leaf) >= 4 for leaf in jax.tree.leaves(params))
   return has_conv_kernel and jax.default_backend() == "cpu"
+
+
+def stack(params_list: Sequence[Any]) -> Any:
+  """Stacks per-run parameter pytrees along a new leading axis.
+
+  Example:
+    >>> stack([{"w": jnp.zeros(2)}, {"w": jnp.ones(2)}])["w"].shape
+    (2, 2)
+  """
+  return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *params_list)
 
 
 def tree_where(cond, new, old):

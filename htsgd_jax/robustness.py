@@ -40,8 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from htsgd_jax.compression import stack
-from htsgd_jax.program import over_runs, padded_batches, runs_in_a_loop
+from htsgd_jax.program import over_runs, padded_batches, runs_in_a_loop, stack
 
 ATTACKS = ("fgsm", "pgd")
 NORMS = (math.inf, 2)

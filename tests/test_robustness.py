@@ -73,7 +73,7 @@ def test_batched_over_runs_agrees_with_one_run_at_a_time():
       one = htsgd_jax.robust_accuracy(apply, p, x, y, e, attack="pgd", steps=5)
       assert batched[i, j] == pytest.approx(one, abs=1e-6)
   clean = np.mean(np.argmax(np.asarray(jax.vmap(apply, (0, None))(
-    htsgd_jax.compression.stack(runs), x)), -1) == np.asarray(y), axis=1)  # fmt: skip
+    htsgd_jax.program.stack(runs), x)), -1) == np.asarray(y), axis=1)  # fmt: skip
   np.testing.assert_allclose(batched[:, 0], clean, atol=1e-6)  # ε = 0 is the clean accuracy
   assert np.all(batched[:, 2] < batched[:, 0])  # and the attack bites
 
