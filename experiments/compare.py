@@ -89,8 +89,8 @@ from experiments.cli import (
   run_options,
   usage_error,
 )
-from experiments.compare_config import CompareConfig
 from experiments.presets import COMPARE_MODELS, get_experiments
+from experiments.settings import CompareConfig
 from htsgd_jax.config import check_fits
 
 

@@ -14,11 +14,11 @@ import numpy as np
 
 from experiments import compare_report, sensitivity, smallest, tuning
 from experiments.cli import usage_error
-from experiments.compare_config import CompareConfig
 from experiments.files import write_csv, write_text
 from experiments.methods import method_config, strength_grid
 from experiments.presets import Experiment
 from experiments.runs import FinishedRun, RunOptions, RunSpec
+from experiments.settings import CompareConfig
 from htsgd_jax import records
 from htsgd_jax.compression import ACCURACY_TOLERANCE
 from htsgd_jax.data import Dataset

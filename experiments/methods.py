@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from experiments.cli import usage_error
 from htsgd_jax.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -69,30 +68,6 @@ BUDGETS = ("converge", "fixed")
 
 VALIDATION = 0.2  # default share of the training set held out
 SIGMA_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
-
-
-def add_delta_flag(parser, prefix: str = "") -> None:
-  """``--delta``: the accuracy points a smaller network may lose against plain SGD."""
-  parser.add_argument(
-    "--delta",
-    type=float,
-    default=1.0,
-    help=f"{prefix}accuracy points a smaller network may lose against plain SGD"
-    " (default: %(default)s)",
-  )
-
-
-def check_delta(delta: float) -> None:
-  """Refuses a ``--delta`` outside (0, 100) accuracy points.
-
-  Example:
-    >>> check_delta(0.0)
-    Traceback (most recent call last):
-    ...
-    experiments.cli.UsageError: error: --delta is in accuracy points, in (0, 100); got 0.0.
-  """
-  if not 0 < delta < 100:
-    usage_error(f"--delta is in accuracy points, in (0, 100); got {delta}.")
 
 
 def strength_label(method: str, strength: float) -> str:

@@ -36,12 +36,12 @@ import dataclasses
 import sys
 
 from experiments.cli import (
-  add_compute_dtype_flag,
+  add_config_flags,
   add_distributed_flags,
   add_run_flags,
   check_or_exit,
-  check_unique_seeds,
   command,
+  config_from_args,
   init_distributed,
   load_data_or_exit,
   parse_shard,
@@ -50,31 +50,17 @@ from experiments.cli import (
   run_options,
   usage_error,
 )
-from experiments.presets import ARMS, get_experiments, listing
+from experiments.presets import get_experiments, listing
+from experiments.settings import ReproduceConfig
 from htsgd_jax.config import check_fits
 
 
 def parser() -> argparse.ArgumentParser:
-  """The command line; builds without JAX, so ``--help`` answers at once."""
+  """The command line, generated from :class:`ReproduceConfig`; builds without JAX."""
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
-  parser.add_argument("--preset", default="quick", help="preset name (see --list)")
-  parser.add_argument("--list", action="store_true", help="list presets and exit")
-  parser.add_argument("--out", default=None, help="output directory (default results/<preset>)")
-  parser.add_argument(
-    "--seeds", type=int, nargs="+", default=None, help="train these seeds (default: the preset's)"
-  )
-  parser.add_argument(
-    "--arms",
-    nargs="+",
-    choices=ARMS,
-    default=ARMS,
-    help="train these arms (default: both); with --seeds, one job can train one run",
-  )
-  parser.add_argument("--data-dir", default=None, help="TFDS data directory (CIFAR presets)")
-  parser.add_argument("--download", action="store_true", help="let TFDS download (needs a network)")
-  add_compute_dtype_flag(parser)
+  add_config_flags(parser, ReproduceConfig)
   add_run_flags(parser, "retrain every run of the preset, replacing its files")
   add_distributed_flags(parser)
   return parser
@@ -83,7 +69,8 @@ def parser() -> argparse.ArgumentParser:
 @command
 def main(argv=None) -> int:
   args = parser().parse_args(argv)
-  if args.list:
+  settings = config_from_args(ReproduceConfig, args)
+  if settings.list:
     print(listing())
     return 0
   options = run_options(args)
@@ -94,36 +81,36 @@ def main(argv=None) -> int:
   shard = parse_shard(args.shard)
   init_distributed(args, "experiments.reproduce", argv)
   try:
-    experiments = get_experiments(args.preset)
+    experiments = get_experiments(settings.preset)
   except ValueError as err:
     usage_error(str(err))
-  check_unique_seeds(args.seeds)
-  check_unique_seeds(args.arms, "--arms", "an arm")
   # Everything is checked and loaded before the first program compiles.
   plan = []
   for exp in experiments:
-    exp = exp.with_compute_dtype(args.compute_dtype)
+    exp = exp.with_compute_dtype(settings.compute_dtype)
     cfg = exp.noisy
     dataset = load_data_or_exit(
       dataclasses.replace(
-        cfg, data_dir=args.data_dir or cfg.data_dir, download=args.download or cfg.download
+        cfg, data_dir=settings.data_dir or cfg.data_dir, download=settings.download or cfg.download
       )
     )
     check_or_exit(check_fits, cfg, dataset)
     plan.append((exp, dataset))
-  default_out = args.preset.replace(":", "_")
-  if args.compute_dtype and any(args.compute_dtype != e.noisy.compute_dtype for e in experiments):
-    default_out += f"_{args.compute_dtype}"
-  out = prepare_out_dir(args.out or f"results/{default_out}")
-  pipeline.claim_out_dir(out, "reproduce", args.preset)
+  default_out = settings.preset.replace(":", "_")
+  if settings.compute_dtype and any(
+    settings.compute_dtype != e.noisy.compute_dtype for e in experiments
+  ):
+    default_out += f"_{settings.compute_dtype}"
+  out = prepare_out_dir(settings.out or f"results/{default_out}")
+  pipeline.claim_out_dir(out, "reproduce", settings.preset)
   stop_signal = None
   for exp, dataset in plan:
     if args.report_only or stop_signal:
       break
     try:
-      chosen = dataclasses.replace(exp, seeds=tuple(args.seeds or exp.seeds))
+      chosen = dataclasses.replace(exp, seeds=tuple(settings.seeds or exp.seeds))
       stop_signal = pipeline.train_missing(
-        chosen.runs(tuple(args.arms)),
+        chosen.runs(tuple(settings.arms)),
         dataset,
         out / exp.name,
         exp.name,
@@ -132,13 +119,13 @@ def main(argv=None) -> int:
       )
     except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
       stop_signal = "SIGINT"
-  if not pipeline.reports_due(args.preset, shard, args.report_only):
+  if not pipeline.reports_due(settings.preset, shard, args.report_only):
     return pipeline.exit_code(stop_signal)
   rows = [
     row
     for exp, dataset in plan
     for row in analysis.analyse(
-      reported_runs(exp, args.seeds), dataset, out / exp.name, exp.name, exp.prune_fraction
+      reported_runs(exp, settings.seeds), dataset, out / exp.name, exp.name, exp.prune_fraction
     )
   ]
   per_run = frozenset(exp.name for exp, _ in plan if exp.run_table)

@@ -57,6 +57,7 @@ from experiments.cli import (
 )
 from experiments.presets import get_experiments
 from experiments.runs import RunSpec
+from experiments.settings import SweepConfig
 from htsgd_jax.config import TrainConfig, check_fits
 
 GRID = ("width", "seed", "alpha", "sigma", "noise_type")
@@ -124,50 +125,12 @@ def check_grid(grid: dict[str, list]) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-  """The command line; builds without JAX, so ``--help`` answers at once."""
+  """The command line, generated from :class:`SweepConfig` and the base run's
+  :class:`TrainConfig`; builds without JAX."""
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
-  parser.add_argument(
-    "--preset",
-    default=None,
-    help="start from a preset's noisy config (grid flags and config flags given here override it)",
-  )
-  parser.add_argument(
-    "--widths", type=int, nargs="+", default=None, help="hidden widths (default: --width)"
-  )
-  parser.add_argument(
-    "--seeds", type=int, nargs="+", default=None, help="seeds of every arm (default: 1 2 3 4 5)"
-  )
-  parser.add_argument(
-    "--alphas", type=float, nargs="+", default=None, help="tail indices α (default: --alpha)"
-  )
-  parser.add_argument(
-    "--sigmas", type=float, nargs="+", default=None, help="noise scales; 0 adds the plain-SGD arm"
-  )
-  parser.add_argument(
-    "--noise-types",
-    type=int,
-    nargs="+",
-    default=None,
-    help="noise types 1, 2, 3 of the noisy arms (default: --noise-type)",
-  )
-  parser.add_argument(
-    "--prune-fraction",
-    type=float,
-    default=0.1,
-    help="energy fraction of the pruning rule (default: %(default)s)",
-  )
-  parser.add_argument(
-    "--out", default=None, help="sweep directory (default results/sweep_<dataset>)"
-  )
-  parser.add_argument(
-    "--tune",
-    choices=["sigma"],
-    default=None,
-    help="choose σ on a validation split instead of reporting compressibility (see above)",
-  )
-  methods.add_delta_flag(parser, "--tune: ")
+  add_config_flags(parser, SweepConfig)
   add_run_flags(parser, "retrain every run of the grid, replacing its files")
   add_distributed_flags(parser)
   add_config_flags(parser, TrainConfig, skip=GRID)
@@ -177,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
 @command
 def main(argv=None) -> int:
   args = parser().parse_args(argv)
+  settings = config_from_args(SweepConfig, args)
   # What the work needs (JAX among it), imported once the command line parsed.
   from experiments import analysis, pipeline, report, tuning
   from htsgd_jax import pruning
@@ -185,10 +149,10 @@ def main(argv=None) -> int:
   require_experiment_extras()
   shard = parse_shard(args.shard)
   init_distributed(args, "experiments.sweep", argv)
-  check_or_exit(pruning.check_fraction, args.prune_fraction, "--prune-fraction")
-  if args.preset:
+  check_or_exit(pruning.check_fraction, settings.prune_fraction, "--prune-fraction")
+  if settings.preset:
     try:
-      exp = get_experiments(args.preset, "sweep")[0]
+      exp = get_experiments(settings.preset, "sweep")[0]
     except ValueError as err:
       usage_error(str(err))
     # The preset's config, with every config flag given on the command line applied to it
@@ -213,9 +177,8 @@ def main(argv=None) -> int:
       sigmas=[0.0, base.sigma],
       noise_types=[base.noise_type or 1],
     )
-  grid = {k: getattr(args, k) or v for k, v in defaults.items()}
-  if args.tune:
-    methods.check_delta(args.delta)
+  grid = {k: list(getattr(settings, k) or v) for k, v in defaults.items()}
+  if settings.tune:
     base = dataclasses.replace(base, validation=base.validation or methods.VALIDATION)
     grid["sigmas"] = sorted({0.0, *grid["sigmas"]})  # plain SGD is the reference
     label = f"tune_{label}"
@@ -228,7 +191,7 @@ def main(argv=None) -> int:
     usage_error(str(err))
   dataset = load_data_or_exit(base)
   check_or_exit(check_fits, base, dataset)
-  out = prepare_out_dir(args.out or f"results/{label}")
+  out = prepare_out_dir(settings.out or f"results/{label}")
   pipeline.claim_out_dir(out, "sweep", label)
   stop_signal = None
   if not args.report_only:
@@ -238,9 +201,9 @@ def main(argv=None) -> int:
       stop_signal = "SIGINT"
   if not pipeline.reports_due(label, shard, args.report_only):
     return pipeline.exit_code(stop_signal)
-  if args.tune:
-    return tuning.report(runs, dataset, out, args.delta, stop_signal)
-  rows = analysis.analyse(runs, dataset, out, label, args.prune_fraction)
+  if settings.tune:
+    return tuning.report(runs, dataset, out, settings.delta, stop_signal)
+  rows = analysis.analyse(runs, dataset, out, label, settings.prune_fraction)
   return report.report(rows, out, stop_signal)
 
 
