@@ -54,6 +54,8 @@ def usage_error(message: str) -> NoReturn:
 def command(main):
   """Wraps a command's ``main``: an ``OSError`` becomes one ``error:`` line, exit status 1.
 
+  A closed pipe on stdout (``| head``) ends the command quietly.
+
   The output directories it locked are released when it returns, however it returns.
   """
 
@@ -63,6 +65,9 @@ def command(main):
 
     try:
       return main(argv)
+    except BrokenPipeError:  # the reader went away (`| head`): nothing is wrong with the disk
+      os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+      raise SystemExit(0) from None
     except OSError as err:
       print(f"error: {os_error_message(err)}", file=sys.stderr)
       raise SystemExit(SYSTEM_ERROR) from None

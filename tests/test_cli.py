@@ -199,3 +199,24 @@ def test_the_package_exports_every_public_name_lazily():
   assert htsgd_jax.models.build_model  # submodules resolve as attributes, as before
   with pytest.raises(AttributeError, match="no attribute 'nothing'"):
     htsgd_jax.nothing
+
+
+def test_a_command_whose_reader_goes_away_ends_quietly():
+  """A reader that goes away (``| head``) is no disk error: no "Free space" advice, status 0.
+
+  ``true`` reads nothing and exits at once, long before the command has imported its modules
+  and prints: the write meets a closed pipe every time."""
+  import shlex
+  import subprocess
+  import sys
+
+  out = subprocess.run(
+    f"{shlex.quote(sys.executable)} -m experiments.reproduce --list | true;"
+    " exit ${PIPESTATUS[0]}",
+    shell=True,
+    executable="/bin/bash",
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+  )
+  assert out.stderr == "" and out.returncode == 0, out.stderr
