@@ -311,12 +311,16 @@ class Trainer:
   def _show(self, bar, t: int, metrics, was_active, active) -> None:
     """Moves the step bar to ``t``; shows the runs that were active: mean metrics, counts."""
     bar.update(t - bar.n)
-    live = metrics[: self.n_runs][was_active[: self.n_runs]]
+    live = was_active[: self.n_runs]
+
+    def mean(values):
+      return _finite_mean(values[: self.n_runs][live])
+
     bar.set_postfix(
       {
-        "loss": f"{_finite_mean(live[:, 0]):.4f}",
-        "train_acc": f"{_finite_mean(live[:, 1]):.2f}",
-        f"{self.cfg.held_out}_acc": f"{_finite_mean(live[:, 3]):.2f}",
+        "loss": f"{mean(metrics.train_loss):.4f}",
+        "train_acc": f"{mean(metrics.train_accuracy):.2f}",
+        f"{self.cfg.held_out}_acc": f"{mean(metrics.test_accuracy):.2f}",
         "active": int(active[: self.n_runs].sum()),
         "stopped": int((~active[: self.n_runs]).sum()),
       }
@@ -376,8 +380,8 @@ class Trainer:
         continue
       h = history[i]
       h["step"].append(int(steps[i]))
-      for j, name in enumerate(("train_loss", "train_accuracy", "test_loss", "test_accuracy")):
-        h[name].append(float(metrics[i, j]))
+      for name, values in metrics._asdict().items():
+        h[name].append(float(values[i]))
       h["minibatch_loss"].append(float(mb_loss[i]))
 
   def _results(self, states, history, wall: list[float], interrupted) -> list[RunResult]:

@@ -45,6 +45,16 @@ class RunState(NamedTuple):
   diverged: jax.Array
 
 
+class Metrics(NamedTuple):
+  """A run's evaluation on the whole training and held-out sets (one value per run when
+  batched); accuracies in percent. The held-out set is the test set, or a validation split."""
+
+  train_loss: jax.Array
+  train_accuracy: jax.Array
+  test_loss: jax.Array
+  test_accuracy: jax.Array
+
+
 class Hyper(NamedTuple):
   """Per-run traced hyperparameters (one value per run when batched).
 
@@ -253,8 +263,8 @@ class Program(NamedTuple):
   * ``steps(states, hyper, t0, data) -> states``: the same steps without
     evaluation (what a step costs in training, for the benchmarks).
 
-  ``data`` is ``(x_train, y_train, x_test, y_test)``; ``metrics`` has one row
-  per run: train loss, train accuracy, test loss, test accuracy.
+  ``data`` is ``(x_train, y_train, x_test, y_test)``; ``metrics`` is a
+  :class:`Metrics` with one value per run in each field.
   """
 
   init: Callable
@@ -358,12 +368,14 @@ def build_program(
     x_tr, y_tr, x_te, y_te = data
     tr = evaluate(apply, state.params, x_tr, y_tr, cfg.eval_batch_size)
     te = evaluate(apply, state.params, x_te, y_te, cfg.eval_batch_size)
-    return jnp.stack([*tr, *te])
+    return Metrics(*tr, *te)
 
-  def stop_rule(state: RunState, metrics) -> RunState:
-    diverged = state.active & ~(jnp.isfinite(metrics[0]) & all_finite(state.params))
+  def stop_rule(state: RunState, metrics: Metrics) -> RunState:
+    diverged = state.active & ~(jnp.isfinite(metrics.train_loss) & all_finite(state.params))
     converged = (
-      metrics[1] >= cfg.target_accuracy if cfg.target_accuracy is not None else jnp.array(False)
+      metrics.train_accuracy >= cfg.target_accuracy
+      if cfg.target_accuracy is not None
+      else jnp.array(False)
     )
     active = state.active & ~diverged & ~converged & (state.steps < cfg.max_steps)
     return state._replace(active=active, diverged=state.diverged | diverged)
