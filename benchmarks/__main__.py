@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 from benchmarks.timing import timed, timed_interleaved
-from htsgd_jax import models, noise, pruning, stable
+from htsgd_jax import compact, models, noise, stable
 from htsgd_jax.data import load_dataset
 from htsgd_jax.train import TrainConfig, Trainer
 
@@ -293,7 +293,7 @@ def bench_cnn(repeats: int) -> list[dict]:
   for name, cfg, shape, channels, steps in settings:
     layers = [
       (layer, h, c_in, c_out, 2 * cfg.batch_size * h * w * 9 * c_in * c_out)
-      for layer, h, w, c_in, c_out in pruning.conv_layers(channels, shape)
+      for layer, h, w, c_in, c_out in compact.conv_layers(channels, shape)
     ]
     rows += _cnn_steps(name, cfg, shape, layers, steps, repeats)
     if steps > 1:  # the small network: its convolutions one by one too

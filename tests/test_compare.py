@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from experiments.methods import METHODS
-from htsgd_jax import compression, data, models, proximal, pruning
+from htsgd_jax import compact, compression, data, models, proximal, pruning
 from htsgd_jax.train import TrainConfig, Trainer
 
 
@@ -93,7 +93,7 @@ def test_group_lasso_in_the_trainer_beside_plain_runs():
   kernel = runs[1].params["hidden_0"]["kernel"]
   dead = int(np.sum(np.all(kernel == 0, axis=0)))
   assert 0 < dead < 64
-  assert pruning.compact_dense(runs[1].params).widths == {"hidden_0": 64 - dead}
+  assert compact.compact_dense(runs[1].params).widths == {"hidden_0": 64 - dead}
 
 
 # ------------------------------------------------------- identity, splits
