@@ -1,5 +1,5 @@
-"""Writing result files atomically (a failed write, disk full or quota, leaves the previous file)
-and reading them back.
+"""Report files (CSV tables, text, figures), written through :func:`htsgd_jax.records.atomic_write`
+(a failed write, disk full or quota, leaves the previous file) and read back typed.
 
 Cells and values without meaning (None, NaN, inf) are written empty, never as ``nan``.
 """
