@@ -84,11 +84,11 @@ from experiments.cli import (
   command,
   config_from_args,
   load_data_or_exit,
-  prepare_out_dir,
   require_experiment_extras,
   run_options,
   usage_error,
 )
+from experiments.out_dir import prepare_out_dir
 from experiments.presets import COMPARE_MODELS, get_experiments
 from experiments.settings import CompareConfig
 from htsgd_jax.config import check_fits

@@ -23,7 +23,8 @@ import argparse
 import pathlib
 import sys
 
-from experiments.cli import command, prepare_out_dir, usage_error
+from experiments.cli import command, usage_error
+from experiments.out_dir import prepare_out_dir
 
 # What widths.md and widths.png read of every row.
 NEEDED = (

@@ -45,11 +45,11 @@ from experiments.cli import (
   init_distributed,
   load_data_or_exit,
   parse_shard,
-  prepare_out_dir,
   require_experiment_extras,
   run_options,
   usage_error,
 )
+from experiments.out_dir import prepare_out_dir
 from experiments.presets import get_experiments, listing
 from experiments.settings import ReproduceConfig
 from htsgd_jax.config import check_fits

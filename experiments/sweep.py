@@ -50,11 +50,11 @@ from experiments.cli import (
   init_distributed,
   load_data_or_exit,
   parse_shard,
-  prepare_out_dir,
   require_experiment_extras,
   run_options,
   usage_error,
 )
+from experiments.out_dir import prepare_out_dir
 from experiments.presets import get_experiments
 from experiments.runs import RunSpec
 from experiments.settings import SweepConfig

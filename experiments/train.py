@@ -29,10 +29,10 @@ from experiments.cli import (
   command,
   config_from_args,
   load_data_or_exit,
-  prepare_out_dir,
   run_options,
   usage_error,
 )
+from experiments.out_dir import prepare_out_dir
 from htsgd_jax.config import TrainConfig, check_fits
 
 CHECKPOINT_DIR = "checkpoint"
