@@ -43,7 +43,7 @@ class Method:
     """``base`` trained with this method at ``strength``."""
     if self.strength != "sigma":  # no noise: plain SGD, or SGD with a group-lasso step
       lasso = dict(group_lasso=strength) if self.strength == "group_lasso" else {}
-      return dataclasses.replace(base, noise_type=0, sigma=0.0, **lasso)
+      return dataclasses.replace(base.without_noise(), **lasso)
     return dataclasses.replace(
       base,
       noise_type=self.noise_type or base.noise_type,

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from htsgd_jax.noise_types import NOISE_TYPES, described
+
 CONVERGE_ON = ("after_noise", "before_noise")
-NOISE_TYPES = (1, 2, 3)
 MODELS = ("fcn", "mean_field", "vgg11_wide", "vgg11")
 CONV_MODELS = ("vgg11_wide", "vgg11")  # their columns are filters, their width conv_0's channels
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -131,7 +132,7 @@ class TrainConfig:
     from htsgd_jax import stable
 
     if self.noise_type not in (0, *NOISE_TYPES):
-      raise ValueError(f"noise_type must be 0 (no noise), 1, 2 or 3; got {self.noise_type!r}.")
+      raise ValueError(f"noise_type must be {described('no noise')}; got {self.noise_type!r}.")
     stable.check_alpha(self.alpha)
     stable.check_scale(self.sigma, name="sigma")
     stable.check_scale(self.group_lasso, name="group_lasso")
@@ -161,7 +162,18 @@ class TrainConfig:
 
   @property
   def noisy(self) -> bool:
+    """Whether the run adds noise: a noise type and σ > 0 (either at 0 is plain SGD)."""
     return self.noise_type != 0 and self.sigma > 0
+
+  def without_noise(self) -> TrainConfig:
+    """The same run as plain SGD, written the one way the commands write it.
+
+    Example:
+      >>> cfg = TrainConfig(noise_type=2, sigma=0.5).without_noise()
+      >>> cfg.noise_type, cfg.sigma, cfg.noisy
+      (0, 0.0, False)
+    """
+    return dataclasses.replace(self, noise_type=0, sigma=0.0)
 
   @property
   def held_out(self) -> str:

@@ -36,7 +36,7 @@ import optax
 
 from htsgd_jax import columns as columns_lib
 from htsgd_jax import stable
-from htsgd_jax.config import NOISE_TYPES
+from htsgd_jax.noise_types import NOISE_TYPES, described
 
 
 class HeavyTailedNoiseState(NamedTuple):
@@ -102,10 +102,7 @@ def check_noise_type(noise_type) -> None:
   if not stable.is_concrete(noise_type):
     return
   if np.ndim(noise_type) != 0 or noise_type not in NOISE_TYPES:
-    raise ValueError(
-      f"noise_type must be 1 (one scalar per column), 2 (i.i.d. entries) or"
-      f" 3 (sub-Gaussian vector per column); got {noise_type!r}."
-    )
+    raise ValueError(f"noise_type must be {described()}; got {noise_type!r}.")
 
 
 def column_noise(

@@ -104,7 +104,7 @@ class Experiment:
       >>> [spec.name for spec in get_experiments("mnist_fcn")[0].runs(("noisy",))][:2]
       ['noisy_n5000_seed1', 'noisy_n5000_seed2']
     """
-    plain = dataclasses.replace(self.noisy, noise_type=0, sigma=0.0)
+    plain = self.noisy.without_noise()
     out = []
     for width in self.widths or (self.noisy.width,):
       for arm, base in (("plain", plain), ("noisy", self.noisy)):
