@@ -129,10 +129,12 @@ def main(argv=None) -> int:
   )
   across = bool(args.widths or exp.widths)  # OUT/n<width>/ each, then widths.md
   # What the work needs (JAX among it), imported once the command line is known to be good.
-  from experiments import compare_report, comparison, pipeline
+  from experiments import compare_protocol, compare_report, pipeline
 
   # Everything is checked and loaded before the first program compiles.
-  plans = [comparison.Plan(exp.at_width(w) if across else exp, settings) for w in settings.widths]
+  plans = [
+    compare_protocol.Plan(exp.at_width(w) if across else exp, settings) for w in settings.widths
+  ]
   first_configs = [plan.tuning_runs()[0].config for plan in plans]  # one per width
   validation_data = load_data_or_exit(first_configs[0])
   dataset = load_data_or_exit(dataclasses.replace(first_configs[0], validation=0.0))
@@ -145,7 +147,7 @@ def main(argv=None) -> int:
   by_width = {}
   for plan in plans:
     width_out = out / f"n{plan.exp.noisy.width}" if across else out
-    rows, stop = comparison.run(plan, options, validation_data, dataset, width_out)
+    rows, stop = compare_protocol.run(plan, options, validation_data, dataset, width_out)
     if stop:
       return pipeline.stopped(stop)
     by_width[plan.exp.noisy.width] = rows

@@ -1,7 +1,7 @@
 """A run as every command names it: :class:`RunSpec`, and once trained, :class:`FinishedRun`.
 
 Each command makes its runs' specs once (``Experiment.runs``,
-``sweep.grid_runs``, ``comparison.Plan``) and passes them whole through
+``sweep.grid_runs``, ``compare_protocol.Plan``) and passes them whole through
 training (:func:`experiments.pipeline.train_missing`), analysis, tuning,
 comparison and reports. Imports neither JAX nor Flax, so that a command's
 ``--help`` never waits for them.
