@@ -22,7 +22,8 @@ from benchmarks.timing import timed_interleaved
 from experiments import tuning
 from experiments.analysis import apply_fn
 from experiments.runs import FinishedRun
-from htsgd_jax import compact, compression, finetune, models
+from htsgd_jax import compact as compact_lib
+from htsgd_jax import compression, finetune, models
 from htsgd_jax.columns import CLASSIFIER_NAME
 from htsgd_jax.config import TrainConfig
 from htsgd_jax.data import Dataset
@@ -49,7 +50,7 @@ def _vgg_apply(channels: tuple, num_classes: int) -> Callable:
   return jax.jit(lambda params, x: model.apply({"params": params}, x))
 
 
-_dense_apply = jax.jit(compact.dense_apply)
+_dense_apply = jax.jit(compact_lib.dense_apply)
 
 
 def _layout(cfg: TrainConfig) -> tuple | None:
@@ -61,10 +62,10 @@ def _layout(cfg: TrainConfig) -> tuple | None:
 def _network(params, layout, dataset: Dataset) -> Compact:
   if layout is None:
     units = sum(np.shape(v["kernel"])[1] for k, v in params.items() if k != CLASSIFIER_NAME)
-    return Compact(params, _dense_apply, units, compact.dense_cost(params))
+    return Compact(params, _dense_apply, units, compact_lib.dense_cost(params))
   units = sum(c for c in layout[1:] if c != "M")  # conv_0 is not a hidden layer
   apply = _vgg_apply(layout, dataset.num_classes)
-  return Compact(params, apply, units, compact.conv_cost(params, layout, dataset.input_shape))
+  return Compact(params, apply, units, compact_lib.conv_cost(params, layout, dataset.input_shape))
 
 
 def as_is(params, cfg: TrainConfig, dataset: Dataset) -> Compact:
@@ -76,8 +77,8 @@ def compact(params, cfg: TrainConfig, dataset: Dataset) -> Compact:
   """``params`` (removed units zero) as the smaller network that computes the same."""
   layout = _layout(cfg)
   if layout is None:
-    return _network(compact.compact_dense(params).params, None, dataset)
-  return _network(*compact.compact_conv(params, layout), dataset)
+    return _network(compact_lib.compact_dense(params).params, None, dataset)
+  return _network(*compact_lib.compact_conv(params, layout), dataset)
 
 
 def measure(
