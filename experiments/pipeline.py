@@ -226,7 +226,7 @@ def train_missing(
   writer = jax.process_index() == 0
   by_fingerprint = {spec.config.fingerprint(): spec.config for spec in runs}
   dirs = {spec.config: spec.directory(out) for spec in runs}
-  plan = _programs_to_train(runs, out, label, options, shard) if writer else None
+  plan = _programs_to_train(runs, by_fingerprint, out, label, options, shard) if writer else None
   plan = broadcast_json(plan)  # every process trains the same programs
   if not plan["groups"]:
     return None
@@ -274,6 +274,7 @@ def train_missing(
 
 def _programs_to_train(
   runs: Sequence[RunSpec],
+  by_fingerprint: dict[str, TrainConfig],
   out: pathlib.Path,
   label: str,
   options: RunOptions,
@@ -297,7 +298,6 @@ def _programs_to_train(
       todo.append(cfg)
     elif not (d / records.PARAMS_FILE).is_file() and record["status"] != "diverged":
       read_kept_analysis(d, record)  # a damaged one is refused now, not after training
-  by_fingerprint = {spec.config.fingerprint(): spec.config for spec in runs}
   groups = _resumable_groups(out, by_fingerprint, todo) if todo and not options.force else []
   in_checkpoints = {c for g in groups for c in g}
   groups += group_runs([c for c in todo if c not in in_checkpoints])

@@ -37,6 +37,11 @@ def _check_unique(flag: str, values, what: str = "a seed") -> None:
     raise ValueError(f"{flag} repeats {what}: {list(values)}.")
 
 
+def _check_delta(delta: float) -> None:
+  if not 0 < delta < 100:
+    raise ValueError(f"--delta is in accuracy points, in (0, 100); got {delta}.")
+
+
 @dataclasses.dataclass(frozen=True)
 class ReproduceConfig:
   """What ``experiments.reproduce`` trains and reports; each field is a flag.
@@ -99,8 +104,8 @@ class SweepConfig:
 
   def __post_init__(self):
     _check_unique("--seeds", self.seeds)
-    if self.tune and not 0 < self.delta < 100:
-      raise ValueError(f"--delta is in accuracy points, in (0, 100); got {self.delta}.")
+    if self.tune:
+      _check_delta(self.delta)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,8 +167,7 @@ class CompareConfig:
     _check_unique("--tuning-seeds", self.tuning_seeds)
     if self.seeds is not None and len(self.seeds) < 2:
       raise ValueError("a paired test needs at least 2 seeds; the issue's standard is 5.")
-    if not 0 < self.delta < 100:
-      raise ValueError(f"--delta is in accuracy points, in (0, 100); got {self.delta}.")
+    _check_delta(self.delta)
     if not 0 < self.validation < 1:
       raise ValueError(f"--validation is a fraction in (0, 1); got {self.validation}.")
     if self.eps is not None and not all(0 < e < math.inf for e in self.eps):
