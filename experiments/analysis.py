@@ -11,9 +11,10 @@ are never committed).
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from experiments.cli import usage_error
 from experiments.pipeline import (
@@ -22,7 +23,7 @@ from experiments.pipeline import (
   read_checked_record,
   read_kept_analysis,
 )
-from experiments.runs import RunSpec
+from experiments.runs import FinishedRun, RunSpec
 from htsgd_jax import compression, models, records
 from htsgd_jax.data import Dataset
 from htsgd_jax.train import TrainConfig
@@ -60,68 +61,83 @@ def analyse(
   out: pathlib.Path,
   label: str,
   prune_fraction: float = 0.1,
+  in_memory: Mapping[TrainConfig, FinishedRun] = {},
 ) -> list[dict]:
-  """Compression analysis of every finished run, cached in its directory.
+  """Compression analysis of every finished run, cached in its directory: one row per run.
 
   Every run's parameters are checked against its record's checksum, also when
   the analysis is cached; the cache is used only if it was computed from
-  those parameters (``params_sha256``) and is itself unedited. A diverged
-  run gets a row without results: it is counted, never averaged.
+  those parameters (``params_sha256``) and is itself unedited. Runs
+  ``in_memory`` (just trained by this process, :func:`pipeline.train_missing`)
+  are analysed from the parameters they hold, not read back. A diverged run
+  gets a row without results: it is counted, never averaged.
   """
-  rows, pending, neither = [], defaultdict(list), []
+  done, pending, neither = [], defaultdict(list), []
   for spec in runs:
-    arm, cfg, path = spec.label, spec.config, spec.directory(out)
-    record = read_checked_record(path, cfg)
+    path = spec.directory(out)
+    record = read_checked_record(path, spec.config)
     if not is_finished(path, record):
       if record and record.get("status") in records.FINISHED:
         neither.append(path.name)
       continue
+    trained = in_memory.get(spec.config)
+    run = FinishedRun(spec, record, trained.params if trained else None)
     if record["status"] == "diverged":
-      rows.append(_row(label, arm, cfg, path, record, None))
-      continue
-    if not (path / records.PARAMS_FILE).is_file():
-      analysis = read_kept_analysis(path, record)
-      if analysis.get("prune_fraction") != prune_fraction:
-        usage_error(
-          f"{path / ANALYSIS_FILE} prunes {analysis.get('prune_fraction')} of the energy, not"
-          f" {prune_fraction}, and its run has no params.npz to analyse again."
-        )
-      rows.append(_row(label, arm, cfg, path, record, analysis))
-      continue
-    analysis = _cached_analysis(path / ANALYSIS_FILE, record)
-    if analysis is None or analysis.get("prune_fraction") != prune_fraction:
-      pending[cfg.static_key()].append((spec, record))
-      continue
-    _or_exit(records.verify_params, path, record)
-    rows.append(_row(label, arm, cfg, path, record, analysis))
+      done.append(run)
+    elif not (path / records.PARAMS_FILE).is_file():
+      done.append(dataclasses.replace(run, analysis=_kept_analysis(path, record, prune_fraction)))
+    elif (cached := _cached_analysis(path / ANALYSIS_FILE, record, prune_fraction)) is None:
+      pending[spec.config.static_key()].append(run)
+    else:
+      _or_exit(records.verify_params, path, record)
+      done.append(dataclasses.replace(run, analysis=cached))
   for same_model in pending.values():
-    cfg = same_model[0][0].config
-    apply = apply_fn(cfg, dataset.num_classes)
-    params = [read_params_or_exit(spec.directory(out), record) for spec, record in same_model]
-    print(f"[{label}] analysing {len(same_model)} runs of width {cfg.width}")
-    for (spec, record), analysis in zip(
-      same_model,
-      compression.analyze(
-        apply,
-        params,
-        dataset,
-        prune_fraction,
-        conv_column=cfg.conv_column,
-        eval_batch_size=cfg.eval_batch_size,
-      ),
-    ):
-      analysis["prune_fraction"] = prune_fraction
-      analysis[records.PARAMS_CHECKSUM_KEY] = record[records.PARAMS_CHECKSUM_KEY]
-      path = spec.directory(out)
-      records.write_json(path / ANALYSIS_FILE, records.sealed(analysis))
-      rows.append(_row(label, spec.label, spec.config, path, record, analysis))
+    print(f"[{label}] analysing {len(same_model)} runs of width {same_model[0].config.width}")
+    done += _analysed(same_model, dataset, out, prune_fraction)
   if neither:
     print(
       f"[{label}] not reported, {len(neither)} run(s) with neither params.npz nor"
       f" {ANALYSIS_FILE}: {', '.join(neither)}; run the command without --report-only to"
       " retrain them."
     )
-  return rows
+  return [row(run, label, out) for run in done]
+
+
+def _analysed(
+  runs: list[FinishedRun], dataset: Dataset, out: pathlib.Path, prune_fraction: float
+) -> list[FinishedRun]:
+  """Runs of one network shape, analysed together and each analysis sealed beside its record."""
+  cfg = runs[0].config
+  params = [
+    read_params_or_exit(run.spec.directory(out), run.record) if run.params is None else run.params
+    for run in runs
+  ]
+  analyses = compression.analyze(
+    apply_fn(cfg, dataset.num_classes),
+    params,
+    dataset,
+    prune_fraction,
+    conv_column=cfg.conv_column,
+    eval_batch_size=cfg.eval_batch_size,
+  )
+  done = []
+  for run, analysis in zip(runs, analyses):
+    analysis["prune_fraction"] = prune_fraction
+    analysis[records.PARAMS_CHECKSUM_KEY] = run.record[records.PARAMS_CHECKSUM_KEY]
+    records.write_json(run.spec.directory(out) / ANALYSIS_FILE, records.sealed(analysis))
+    done.append(dataclasses.replace(run, analysis=analysis))
+  return done
+
+
+def _kept_analysis(path: pathlib.Path, record: dict, prune_fraction: float) -> dict:
+  """The sealed analysis of a run whose params were removed; it cannot be recomputed."""
+  analysis = read_kept_analysis(path, record)
+  if analysis.get("prune_fraction") != prune_fraction:
+    usage_error(
+      f"{path / ANALYSIS_FILE} prunes {analysis.get('prune_fraction')} of the energy, not"
+      f" {prune_fraction}, and its run has no params.npz to analyse again."
+    )
+  return analysis
 
 
 def apply_fn(cfg: TrainConfig, num_classes: int):
@@ -147,11 +163,11 @@ def read_params_or_exit(run_dir_path: pathlib.Path, record: dict):
   return _or_exit(records.read_params, run_dir_path, record)
 
 
-def _cached_analysis(path: pathlib.Path, record: dict) -> dict | None:
-  """A run's cached analysis, if computed from the record's parameters and unedited.
+def _cached_analysis(path: pathlib.Path, record: dict, prune_fraction: float) -> dict | None:
+  """A run's cached analysis, if computed from the record's parameters at this fraction, unedited.
 
   A damaged or edited cache is recomputed, with a note; one of other
-  parameters (the run was retrained) is recomputed silently.
+  parameters (the run was retrained) or of another fraction is recomputed silently.
   """
   if not path.is_file():
     return None
@@ -163,15 +179,21 @@ def _cached_analysis(path: pathlib.Path, record: dict) -> dict | None:
     return None
   if analysis.get(records.PARAMS_CHECKSUM_KEY) != record.get(records.PARAMS_CHECKSUM_KEY):
     return None
+  if analysis.get("prune_fraction") != prune_fraction:
+    return None
   return analysis
 
 
-def _row(label, arm, cfg: TrainConfig, path, record, analysis: dict | None) -> dict:
-  """One run's row; a run without analysis (diverged) has no results, only its status."""
+def row(run: FinishedRun, experiment: str, out: pathlib.Path) -> dict:
+  """A finished run's report row: its config, status and history, and its analysis's results.
+
+  A run without analysis (diverged) has no results, only its status.
+  """
+  cfg, record, analysis, path = run.config, run.record, run.analysis, run.spec.directory(out)
   final = record.get("final", {}) if analysis is not None else {}
   row = dict(
-    experiment=label,
-    arm=arm,
+    experiment=experiment,
+    arm=run.spec.label,
     model=cfg.model,
     width=cfg.width,
     seed=cfg.seed,

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 
 from experiments.cli import usage_error
-from experiments.runs import RunOptions, RunSpec
+from experiments.runs import FinishedRun, RunOptions, RunSpec
 from htsgd_jax import checkpoints, interrupts, records
 from htsgd_jax.data import Dataset
 from htsgd_jax.train import TrainConfig, Trainer, broadcast_json, group_runs
@@ -42,6 +43,20 @@ KEPT_ANALYSIS_HINT = (
 REBUILD_MANIFEST = "delete it: the next command rewrites it (the runs beside it are kept)"
 
 CHECKPOINTS_DIR = ".checkpoints"
+
+
+class Trained(NamedTuple):
+  """What :func:`train_missing` did.
+
+  Attributes:
+    finished: the runs it finished, by config, with their sealed records and
+      their parameters in memory, so that analysis need not read back what
+      was just written (empty on every process but 0).
+    stop_signal: the name of the signal that stopped the training, or None.
+  """
+
+  finished: dict[TrainConfig, FinishedRun]
+  stop_signal: str | None
 
 
 def reports_due(label: str, shard: tuple[int, int] | None, report_only: bool = False) -> bool:
@@ -207,12 +222,12 @@ def train_missing(
   label: str,
   options: RunOptions = RunOptions(),
   shard: tuple[int, int] | None = None,
-) -> str | None:
+) -> Trained:
   """Trains the runs that have no finished record, batched by compiled program.
 
   Each program's records are written as soon as it ends. On SIGINT/SIGTERM
   the program in flight writes a checkpoint and ``interrupted`` records, and
-  this returns the signal's name (else None); the same call later resumes
+  this returns the signal's name; the same call later resumes
   that program first, with the same runs, from its checkpoint.
   ``options.force`` retrains every run; ``shard=(I, N)`` trains only that
   shard's programs.
@@ -225,11 +240,12 @@ def train_missing(
 
   writer = jax.process_index() == 0
   by_fingerprint = {spec.config.fingerprint(): spec.config for spec in runs}
-  dirs = {spec.config: spec.directory(out) for spec in runs}
+  specs = {spec.config: spec for spec in runs}
   plan = _programs_to_train(runs, by_fingerprint, out, label, options, shard) if writer else None
   plan = broadcast_json(plan)  # every process trains the same programs
+  finished = {}
   if not plan["groups"]:
-    return None
+    return Trained(finished, None)
   overall = tqdm(
     total=plan["todo"],
     disable=not (options.progress and writer),
@@ -255,21 +271,29 @@ def train_missing(
         usage_error(str(err))
       if writer:
         for r in results:
-          records.write_run(dirs[r.config], r.record(), r.params)
+          finished.update(_write(specs[r.config], r, out))
           overall.write(
-            f"  {dirs[r.config].name}: {r.status} after {r.steps} steps,"
+            f"  {specs[r.config].directory(out).name}: {r.status} after {r.steps} steps,"
             f" train {r.final.get('train_accuracy', float('nan')):.2f}%,"
             f" {r.config.held_out} {r.final.get('test_accuracy', float('nan')):.2f}%"
           )
       if trainer.stop_signal:
         if writer:
           overall.write(f"[{label}] {trainer.stop_signal}: checkpoint in {checkpoint_dir}")
-        return trainer.stop_signal
+        return Trained(finished, trainer.stop_signal)
       if writer:
         checkpoints.clear(checkpoint_dir)
   finally:
     overall.close()
-  return None
+  return Trained(finished, None)
+
+
+def _write(spec: RunSpec, result, out: pathlib.Path) -> dict[TrainConfig, FinishedRun]:
+  """Writes a run's record and params; a run that ended by itself is returned, kept in memory."""
+  path = records.write_run(spec.directory(out), result.record(), result.params)
+  if result.status not in records.FINISHED:  # interrupted: resumed from its checkpoint
+    return {}
+  return {spec.config: FinishedRun(spec, records.read_record(path), result.params)}
 
 
 def _programs_to_train(

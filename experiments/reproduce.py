@@ -103,13 +103,13 @@ def main(argv=None) -> int:
     default_out += f"_{settings.compute_dtype}"
   out = prepare_out_dir(settings.out or f"results/{default_out}")
   pipeline.claim_out_dir(out, "reproduce", settings.preset)
-  stop_signal = None
+  stop_signal, in_memory = None, {}
   for exp, dataset in plan:
     if args.report_only or stop_signal:
       break
     try:
       chosen = dataclasses.replace(exp, seeds=tuple(settings.seeds or exp.seeds))
-      stop_signal = pipeline.train_missing(
+      trained = pipeline.train_missing(
         chosen.runs(tuple(settings.arms)),
         dataset,
         out / exp.name,
@@ -117,6 +117,8 @@ def main(argv=None) -> int:
         options,
         shard,
       )
+      in_memory.update(trained.finished)
+      stop_signal = trained.stop_signal
     except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
       stop_signal = "SIGINT"
   if not pipeline.reports_due(settings.preset, shard, args.report_only):
@@ -125,7 +127,12 @@ def main(argv=None) -> int:
     row
     for exp, dataset in plan
     for row in analysis.analyse(
-      reported_runs(exp, settings.seeds), dataset, out / exp.name, exp.name, exp.prune_fraction
+      reported_runs(exp, settings.seeds),
+      dataset,
+      out / exp.name,
+      exp.name,
+      exp.prune_fraction,
+      in_memory,
     )
   ]
   per_run = frozenset(exp.name for exp, _ in plan if exp.run_table)

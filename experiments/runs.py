@@ -53,11 +53,20 @@ class RunSpec:
 
 @dataclasses.dataclass(frozen=True)
 class FinishedRun:
-  """A run that ended by itself, with its record and its parameters."""
+  """A run that ended by itself: its sealed record, and what is known of its results.
+
+  Attributes:
+    spec: the run.
+    record: its sealed ``record.json`` (status, steps, history, final accuracies).
+    params: its parameters, or None where they are not loaded (or were removed).
+    analysis: its compression analysis (``analysis.json``), once made; None
+      before, and for a diverged run.
+  """
 
   spec: RunSpec
   record: dict
   params: Any
+  analysis: dict | None = None
 
   @property
   def method(self) -> str:

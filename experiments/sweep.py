@@ -193,17 +193,17 @@ def main(argv=None) -> int:
   check_or_exit(check_fits, base, dataset)
   out = prepare_out_dir(settings.out or f"results/{label}")
   pipeline.claim_out_dir(out, "sweep", label)
-  stop_signal = None
+  stop_signal, in_memory = None, {}
   if not args.report_only:
     try:
-      stop_signal = pipeline.train_missing(runs, dataset, out, label, options, shard)
+      in_memory, stop_signal = pipeline.train_missing(runs, dataset, out, label, options, shard)
     except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
       stop_signal = "SIGINT"
   if not pipeline.reports_due(label, shard, args.report_only):
     return pipeline.exit_code(stop_signal)
   if settings.tune:
-    return tuning.report(runs, dataset, out, settings.delta, stop_signal)
-  rows = analysis.analyse(runs, dataset, out, label, settings.prune_fraction)
+    return tuning.report(runs, dataset, out, settings.delta, stop_signal, in_memory)
+  rows = analysis.analyse(runs, dataset, out, label, settings.prune_fraction, in_memory)
   return report.report(rows, out, stop_signal)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 from collections import defaultdict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from experiments.files import write_text
 from experiments.methods import METHODS, strength_label
 from experiments.runs import FinishedRun, RunOptions, RunSpec
 from htsgd_jax import compression, records
+from htsgd_jax.config import TrainConfig
 from htsgd_jax.data import Dataset
 
 
@@ -39,14 +41,23 @@ def train_and_load(
   Returns the finished runs and the name of the signal that stopped the
   training, if one did.
   """
-  stop = pipeline.train_missing(runs, dataset, out, label, options)
-  return load_finished(runs, out), stop
+  trained = pipeline.train_missing(runs, dataset, out, label, options)
+  return load_finished(runs, out, trained.finished), trained.stop_signal
 
 
-def load_finished(runs: list[RunSpec], out: pathlib.Path) -> list[FinishedRun]:
-  """The finished ones of ``runs`` under ``out``, with their parameters."""
+def load_finished(
+  runs: list[RunSpec], out: pathlib.Path, in_memory: Mapping[TrainConfig, FinishedRun] = {}
+) -> list[FinishedRun]:
+  """The finished ones of ``runs`` under ``out``, with their parameters.
+
+  Those ``in_memory`` (just trained by this process) are taken as they are;
+  the others are read, their parameters checked against their records.
+  """
   done = []
   for spec in runs:
+    if spec.config in in_memory:
+      done.append(dataclasses.replace(in_memory[spec.config], spec=spec))
+      continue
     path = spec.directory(out)
     record = pipeline.read_checked_record(path, spec.config)
     if records.is_finished(path, record):
@@ -137,7 +148,9 @@ def choose(tuned: list[FinishedRun], validation: Dataset, delta: float) -> tuple
   return {m: s for m, (s, _) in best.items()}, "\n".join(lines) + "\n"
 
 
-def report(runs, validation, out, delta: float, stop_signal: str | None) -> int:
+def report(
+  runs, validation, out, delta: float, stop_signal: str | None, in_memory: Mapping = {}
+) -> int:
   """``sweep --tune sigma``: the chosen σ per width, noise type and α; tuning.md and tuning.json."""
   if stop_signal:  # a choice from part of the grid would be mislabelled as the grid's
     return pipeline.stopped(stop_signal)
@@ -152,7 +165,7 @@ def report(runs, validation, out, delta: float, stop_signal: str | None) -> int:
       for spec in runs
       if (cfg := spec.config).width == width
     ]
-    trained = load_finished(entries, out)
+    trained = load_finished(entries, out, in_memory)
     if not trained:
       continue
     best, table = choose(trained, validation, delta)

@@ -23,7 +23,8 @@ def _compare(preset, seeds, tmp_path):
   dataset = load_data(exp.noisy)
   runs = exp.runs()
   assert (
-    pipeline.train_missing(runs, dataset, tmp_path, exp.name, RunOptions(progress=False)) is None
+    pipeline.train_missing(runs, dataset, tmp_path, exp.name, RunOptions(progress=False)).stop_signal
+    is None
   )
   rows = analysis.analyse(runs, dataset, tmp_path, exp.name, exp.prune_fraction)
   assert all(r["status"] == "converged" for r in rows)
