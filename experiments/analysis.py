@@ -16,7 +16,7 @@ import pathlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from experiments.cli import usage_error
+from experiments.cli import refuse_damaged, usage_error
 from experiments.pipeline import (
   ANALYSIS_FILE,
   is_finished,
@@ -155,7 +155,7 @@ def _or_exit(read, *args):
   try:
     return read(*args)
   except records.DamagedFileError as err:
-    usage_error(str(err))
+    refuse_damaged(err)
 
 
 def read_params_or_exit(run_dir_path: pathlib.Path, record: dict):

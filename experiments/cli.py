@@ -43,6 +43,20 @@ def usage_error(message: str) -> NoReturn:
   raise UsageError(message)
 
 
+# A damaged run file's way out, from a command that trains: its --force.
+RETRAIN_HINT = "delete it, or pass --force to retrain"
+
+
+def refuse_damaged(err) -> NoReturn:
+  """Refuses a :class:`htsgd_jax.records.DamagedFileError` in one line, naming the file.
+
+  Where the library says to retrain the run, the command says how: ``--force``.
+  """
+  from htsgd_jax import records  # JAX; cli itself builds without it
+
+  usage_error(err.message(RETRAIN_HINT) if err.hint == records.RETRAIN_HINT else str(err))
+
+
 def command(main):
   """Wraps a command's ``main``: an ``OSError`` becomes one ``error:`` line, exit status 1.
 
@@ -173,15 +187,15 @@ def add_run_flags(parser: argparse.ArgumentParser, force_help: str) -> None:
 
 
 def add_compute_dtype_flag(parser: argparse.ArgumentParser) -> None:
-  """``--compute-dtype`` for commands whose configs come from presets."""
+  """``--compute-dtype`` for a hand-written parser, as the settings' field makes it."""
+  from experiments.settings import COMPUTE_DTYPE_HELP
   from htsgd_jax.config import COMPUTE_DTYPES
 
   parser.add_argument(
     "--compute-dtype",
     choices=COMPUTE_DTYPES,
     default=None,
-    help="dtype of the networks' matrix products (bfloat16: float32 accumulation, parameters"
-    " and noise stay float32; runs are told apart by it) (default: the preset's, float32)",
+    help=f"{COMPUTE_DTYPE_HELP} (default: the preset's, float32)",
   )
 
 
@@ -380,16 +394,3 @@ def check_or_exit(check, *args, **kwargs) -> None:
     check(*args, **kwargs)
   except ValueError as err:
     usage_error(str(err))
-
-
-def check_unique_seeds(seeds, flag: str = "--seeds", what: str = "a seed") -> None:
-  """Refuses a list that names a seed (or arm) twice (the same run, trained twice).
-
-  Example:
-    >>> check_unique_seeds([1, 1])
-    Traceback (most recent call last):
-    ...
-    experiments.cli.UsageError: error: --seeds repeats a seed: [1, 1].
-  """
-  if seeds and len(set(seeds)) != len(seeds):
-    usage_error(f"{flag} repeats {what}: {list(seeds)}.")

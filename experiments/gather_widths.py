@@ -23,7 +23,7 @@ import argparse
 import pathlib
 import sys
 
-from experiments.cli import command, usage_error
+from experiments.cli import command, refuse_damaged, usage_error
 from experiments.out_dir import prepare_out_dir
 
 # What widths.md and widths.png read of every row.
@@ -61,7 +61,7 @@ def read_width(folder: pathlib.Path) -> tuple[list[dict], dict]:
   try:
     chosen = records.read_json(folder / "chosen.json", "rerun its experiments.compare command")
   except records.DamagedFileError as err:
-    usage_error(str(err))
+    refuse_damaged(err)
   rows = read_csv(folder / "compare.csv")
   missing = [c for c in NEEDED if not rows or c not in rows[0]]
   if missing:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import jax
 
-from experiments.cli import usage_error
+from experiments.cli import RETRAIN_HINT, refuse_damaged, usage_error
 from experiments.runs import FinishedRun, RunOptions, RunSpec
 from htsgd_jax import checkpoints, interrupts, records
 from htsgd_jax.data import Dataset
@@ -108,7 +108,7 @@ def claim_out_dir(out: pathlib.Path, command: str, description: str) -> None:
     try:
       owner = records.read_json(path, REBUILD_MANIFEST).get("command")
     except records.DamagedFileError as err:
-      usage_error(str(err))
+      refuse_damaged(err)
     if owner != command:
       usage_error(
         f"{out} holds the runs and reports of experiments.{owner}; writing"
@@ -132,20 +132,17 @@ def read_checked_record(run_dir_path: pathlib.Path, cfg: TrainConfig) -> dict | 
   except records.UnsealedRecordError as err:
     unsealed = records.read_json(err.path)
     if unsealed.get("status") in records.FINISHED:
-      usage_error(str(err))
+      refuse_damaged(err)
     return None
-  except (records.DamagedFileError, ValueError, TypeError) as err:
+  except records.DamagedFileError as err:
+    refuse_damaged(err)
+  except (ValueError, TypeError) as err:
     usage_error(
-      str(err)
-      if isinstance(err, records.DamagedFileError)
-      else f"{run_dir_path / records.RECORD_FILE} holds no valid config ({err});"
-      f" {records.RETRAIN_HINT}."
+      f"{run_dir_path / records.RECORD_FILE} holds no valid config ({err}); {RETRAIN_HINT}."
     )
   if stored.identity() != cfg.identity():
     differences = "; ".join(records.config_differences(stored.identity(), cfg.identity()))
-    usage_error(
-      f"{run_dir_path} holds a run of another config ({differences}); {records.RETRAIN_HINT}."
-    )
+    usage_error(f"{run_dir_path} holds a run of another config ({differences}); {RETRAIN_HINT}.")
   return record
 
 
@@ -185,7 +182,7 @@ def read_kept_analysis(run_dir_path: pathlib.Path, record: dict) -> dict | None:
     analysis = records.read_json(path, hint)
     records.check_seal(analysis, path, hint)
   except records.DamagedFileError as err:
-    usage_error(str(err))
+    refuse_damaged(err)
   if analysis.get(records.PARAMS_CHECKSUM_KEY) != record.get(records.PARAMS_CHECKSUM_KEY):
     usage_error(
       str(
@@ -268,7 +265,7 @@ def train_missing(
           on_stop=overall.update,  # the runs bar moves as each run stops
         )
       except records.DamagedFileError as err:
-        usage_error(str(err))
+        refuse_damaged(err)
       if writer:
         for r in results:
           finished.update(_write(specs[r.config], r, out))
@@ -345,7 +342,7 @@ def _resumable_groups(
     try:
       fingerprints = records.read_json(meta_path, checkpoints.RESTART_HINT).get("runs", [])
     except records.DamagedFileError as err:
-      usage_error(str(err))
+      refuse_damaged(err)
     group = [by_fingerprint.get(f) for f in fingerprints]
     if group and all(group) and not taken & set(group) and set(group) & set(todo):
       groups.append(group)

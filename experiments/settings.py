@@ -22,13 +22,15 @@ def _field(default, help: str, **metadata):
   return dataclasses.field(default=default, metadata=dict(help=help, **metadata))
 
 
+COMPUTE_DTYPE_HELP = (
+  "dtype of the networks' matrix products (bfloat16: float32 accumulation, parameters and"
+  " noise stay float32; runs are told apart by it)"
+)
+
+
 def _compute_dtype_field():
   return _field(
-    None,
-    "dtype of the networks' matrix products (bfloat16: float32 accumulation, parameters and"
-    " noise stay float32; runs are told apart by it)",
-    choices=COMPUTE_DTYPES,
-    default_help="the preset's, float32",
+    None, COMPUTE_DTYPE_HELP, choices=COMPUTE_DTYPES, default_help="the preset's, float32"
   )
 
 

@@ -43,7 +43,6 @@ from experiments.cli import (
   add_distributed_flags,
   add_run_flags,
   check_or_exit,
-  check_unique_seeds,
   command,
   config_from_args,
   given_config_flags,
@@ -110,6 +109,7 @@ def check_grid(grid: dict[str, list]) -> None:
     experiments.cli.UsageError: error: --sigmas must be finite and >= 0; got -1.0.
   """
   from htsgd_jax import stable
+  from htsgd_jax.noise_types import NOISE_TYPES, described
 
   for width in grid["widths"]:
     if width < 1:
@@ -119,9 +119,8 @@ def check_grid(grid: dict[str, list]) -> None:
   for sigma in grid["sigmas"]:
     check_or_exit(stable.check_scale, sigma, name="--sigmas")
   for noise_type in grid["noise_types"]:
-    if noise_type not in (0, 1, 2, 3):
-      usage_error(f"--noise-types must be 0 (plain), 1, 2 or 3; got {noise_type}.")
-  check_unique_seeds(grid["seeds"])
+    if noise_type not in (0, *NOISE_TYPES):
+      usage_error(f"--noise-types must be {described('plain')}; got {noise_type}.")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -29,8 +29,8 @@ from experiments.cli import (
   command,
   config_from_args,
   load_data_or_exit,
+  refuse_damaged,
   run_options,
-  usage_error,
 )
 from experiments.out_dir import prepare_out_dir
 from htsgd_jax.config import TrainConfig, check_fits
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
       checkpoint_every_s=options.checkpoint_every_s,
     )
   except records.DamagedFileError as err:
-    usage_error(str(err))
+    refuse_damaged(err)
   records.write_run(out, result.record(), result.params)
   print(
     json.dumps(

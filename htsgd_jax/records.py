@@ -46,7 +46,8 @@ from htsgd_jax import columns as columns_lib
 RECORD_FILE = "record.json"
 PARAMS_FILE = "params.npz"
 FINISHED = ("converged", "max_steps", "diverged")
-RETRAIN_HINT = "delete it, or pass --force to retrain"
+# What a user does with a damaged run file; a command adds its own way (experiments.cli).
+RETRAIN_HINT = "delete it to retrain the run"
 CHECKSUM_KEY = "checksum"
 PARAMS_CHECKSUM_KEY = "params_sha256"
 
@@ -55,8 +56,12 @@ class DamagedFileError(ValueError):
   """A run file exists but cannot be read back; the message names it and the way out."""
 
   def __init__(self, path, reason, hint: str = RETRAIN_HINT):
-    super().__init__(f"{path} is damaged or not a run file ({reason}); {hint}.")
-    self.path = pathlib.Path(path)
+    self.path, self.reason, self.hint = pathlib.Path(path), reason, hint
+    super().__init__(self.message(hint))
+
+  def message(self, hint: str) -> str:
+    """The message with another way out than the one it was raised with."""
+    return f"{self.path} is damaged or not a run file ({self.reason}); {hint}."
 
 
 class UnsealedRecordError(DamagedFileError):
