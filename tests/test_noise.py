@@ -112,13 +112,6 @@ def test_default_mask_spares_classifier_biases_and_first_conv():
   }
 
 
-def test_unnamed_classifier_is_the_last_kernel_in_natural_order():
-  params = {f"Dense_{i}": {"kernel": jnp.ones((4, 4))} for i in range(11)}
-  mask = htsgd_jax.hidden_layer_mask(params)
-  assert mask["Dense_10"]["kernel"] is False
-  assert all(mask[f"Dense_{i}"]["kernel"] for i in range(10))
-
-
 def test_conv_filter_and_kernel_columns():
   params = {
     "conv_0": {"kernel": jnp.ones((3, 3, 1, 2))},

@@ -22,10 +22,8 @@ def _compare(preset, seeds, tmp_path):
   exp = dataclasses.replace(get_experiments(preset)[0], seeds=seeds)
   dataset = load_data(exp.noisy)
   runs = exp.runs()
-  assert (
-    pipeline.train_missing(runs, dataset, tmp_path, exp.name, RunOptions(progress=False)).stop_signal
-    is None
-  )
+  trained = pipeline.train_missing(runs, dataset, tmp_path, exp.name, RunOptions(progress=False))
+  assert trained.stop_signal is None
   rows = analysis.analyse(runs, dataset, tmp_path, exp.name, exp.prune_fraction)
   assert all(r["status"] == "converged" for r in rows)
   assert not any(map(report.collapsed, (r for r in rows if r["arm"] == "plain")))
