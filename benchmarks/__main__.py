@@ -37,7 +37,7 @@ import optax
 from benchmarks.timing import timed, timed_interleaved
 from htsgd_jax import compact, models, noise, stable
 from htsgd_jax.data import load_dataset
-from htsgd_jax.train import TrainConfig, Trainer
+from htsgd_jax.training import TrainConfig, Trainer
 
 
 def machine() -> dict:

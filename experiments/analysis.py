@@ -26,7 +26,7 @@ from experiments.pipeline import (
 from experiments.runs import FinishedRun, RunSpec
 from htsgd_jax import compression, models, records
 from htsgd_jax.data import Dataset
-from htsgd_jax.train import TrainConfig
+from htsgd_jax.training import TrainConfig
 
 CSV_FIELDS = (
   "experiment",

@@ -345,7 +345,7 @@ def init_distributed(args: argparse.Namespace, module: str, argv=None) -> None:
 
 def load_data_or_exit(cfg):
   """Loads ``cfg``'s dataset; a missing package, file or unknown name is refused with the reason."""
-  from htsgd_jax.train import load_data
+  from htsgd_jax.training import load_data
 
   try:
     return load_data(cfg)

@@ -28,7 +28,7 @@ from experiments.cli import RETRAIN_HINT, refuse_damaged, usage_error
 from experiments.runs import FinishedRun, RunOptions, RunSpec
 from htsgd_jax import checkpoints, interrupts, records
 from htsgd_jax.data import Dataset
-from htsgd_jax.train import TrainConfig, Trainer, broadcast_json, group_runs
+from htsgd_jax.training import TrainConfig, Trainer, broadcast_json, group_runs
 
 MANIFEST_FILE = "manifest.json"
 

@@ -86,7 +86,7 @@ def analyze(
 
   Example:
     >>> from htsgd_jax.data import load_dataset
-    >>> from htsgd_jax.train import TrainConfig, train
+    >>> from htsgd_jax.training import TrainConfig, train
     >>> ds = load_dataset("digits")
     >>> run = train(TrainConfig(dataset="digits", width=32, lr=0.1, max_steps=20,
     ...                         eval_every=10, batch_size=100), ds, progress=False)
@@ -245,7 +245,7 @@ def search_prunable(
   Example:
     >>> from htsgd_jax.data import load_dataset
     >>> from htsgd_jax.models import FCN
-    >>> from htsgd_jax.train import TrainConfig, train
+    >>> from htsgd_jax.training import TrainConfig, train
     >>> ds = load_dataset("digits")
     >>> run = train(TrainConfig(dataset="digits", width=64, lr=0.1, max_steps=100,
     ...                         eval_every=50, batch_size=100), ds, progress=False)

@@ -166,7 +166,7 @@ def heavy_tailed_noise(
   ``optax.inject_hyperparams``), values that would be rejected if concrete
   (``alpha`` outside (0, 2], ``sigma`` negative or non-finite) give NaN
   updates on the noisy leaves instead of ``inf`` or silent zeros, so a
-  trainer sees a non-finite step (``htsgd_jax.train`` marks the run
+  trainer sees a non-finite step (``htsgd_jax.training`` marks the run
   ``diverged``). ``optax.inject_hyperparams(noisy_sgd)(learning_rate=...,
   alpha=..., sigma=...)`` works: the seed it injects is only read at
   ``init``, and an injected noise type selects the draw with ``lax.switch``.

@@ -8,7 +8,7 @@ import pytest
 from experiments import presets, reproduce
 from experiments import train as train_cli
 from htsgd_jax import records
-from htsgd_jax.train import TrainConfig, Trainer
+from htsgd_jax.training import TrainConfig, Trainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

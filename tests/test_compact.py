@@ -10,7 +10,7 @@ from htsgd_jax import compact, pruning
 
 def test_compacted_fcn_equals_the_masked_one():
   from htsgd_jax import data, models
-  from htsgd_jax.train import TrainConfig, train
+  from htsgd_jax.training import TrainConfig, train
 
   ds = data.load_dataset("digits")
   cfg = TrainConfig(

@@ -9,7 +9,7 @@ import pytest
 
 from experiments.methods import METHODS
 from htsgd_jax import compression, data, models, pruning
-from htsgd_jax.train import TrainConfig, Trainer
+from htsgd_jax.training import TrainConfig, Trainer
 
 
 # ------------------------------------------------------ equal-accuracy search

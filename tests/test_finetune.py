@@ -9,7 +9,7 @@ import pytest
 import htsgd_jax
 from htsgd_jax import compression, models
 from htsgd_jax.data import load_dataset
-from htsgd_jax.train import TrainConfig, evaluate, train
+from htsgd_jax.training import TrainConfig, evaluate, train
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ sys.meta_path.insert(0, Hide())
 CORE = """
 import htsgd_jax
 from htsgd_jax.data import teacher_student, load_dataset
-from htsgd_jax.train import TrainConfig, train
+from htsgd_jax.training import TrainConfig, train
 ds = teacher_student(n_train=200, n_test=50)
 r = train(TrainConfig(dataset="teacher_student", width=16, lr=0.1, batch_size=50,
                       max_steps=10, eval_every=10, sigma=0.01, noise_type=2), ds)

@@ -16,7 +16,7 @@ from experiments import reproduce
 from experiments.presets import Experiment
 from htsgd_jax import records
 from htsgd_jax.config import TrainConfig
-from htsgd_jax.train import Trainer
+from htsgd_jax.training import Trainer
 
 TINY = Experiment(
   "digits_tiny",

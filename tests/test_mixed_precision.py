@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from htsgd_jax import data, models, noise, pruning
-from htsgd_jax.train import TrainConfig, Trainer
+from htsgd_jax.training import TrainConfig, Trainer
 
 DIGITS = data.load_dataset("digits")
 BASE = TrainConfig(

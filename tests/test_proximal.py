@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from htsgd_jax import compact, data, proximal
-from htsgd_jax.train import TrainConfig, Trainer
+from htsgd_jax.training import TrainConfig, Trainer
 
 
 def test_shrink_columns_is_the_block_soft_threshold():

@@ -15,7 +15,7 @@ import pytest
 from experiments import analysis, pipeline, report
 from experiments.presets import get_experiments
 from experiments.runs import RunOptions
-from htsgd_jax.train import load_data
+from htsgd_jax.training import load_data
 
 
 def _compare(preset, seeds, tmp_path):

@@ -19,7 +19,7 @@ import pytest
 from experiments import reproduce, sweep
 from experiments import train as train_cli
 from htsgd_jax import checkpoints, records
-from htsgd_jax.train import Trainer
+from htsgd_jax.training import Trainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DIGITS = [

@@ -55,7 +55,8 @@ def test_the_library_never_imports_the_experiments_or_the_trainers_facade():
 
   upward = []
   for path in sorted((ROOT / "htsgd_jax").glob("*.py")):
-    if path.name in ("__init__.py", "train.py"):  # the façade and the re-exports themselves
+    # the façade, its old name, and the re-exports themselves
+    if path.name in ("__init__.py", "training.py", "train.py"):
       continue
     for node in ast.walk(ast.parse(path.read_text())):
       if isinstance(node, ast.Import):
@@ -65,6 +66,21 @@ def test_the_library_never_imports_the_experiments_or_the_trainers_facade():
       else:
         continue
       upward += [
-        f"{path.name}: {n}" for n in names if n.startswith("experiments") or n == "htsgd_jax.train"
+        f"{path.name}: {n}"
+        for n in names
+        if n.startswith("experiments") or n in ("htsgd_jax.training", "htsgd_jax.train")
       ]
   assert not upward, upward
+
+
+def test_the_old_name_of_the_training_api_still_imports_and_says_its_new_one():
+  import subprocess
+  import sys
+
+  code = "import warnings; warnings.simplefilter('error');from htsgd_jax.train import TrainConfig"
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+  assert "htsgd_jax.train is now htsgd_jax.training" in out.stderr
+  code = (
+    "import warnings; warnings.simplefilter('ignore'); from htsgd_jax.train import train, Trainer"
+  )
+  subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,7 +5,7 @@ import numpy as np
 
 from experiments import sweep
 from htsgd_jax import data, records
-from htsgd_jax.train import TrainConfig, Trainer, group_runs, run_mesh
+from htsgd_jax.training import TrainConfig, Trainer, group_runs, run_mesh
 
 DIGITS = data.load_dataset("digits")
 BASE = TrainConfig(

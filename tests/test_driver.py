@@ -1,4 +1,4 @@
-"""Training: stop rules, divergence, plain-SGD equivalence, batching, records."""
+"""htsgd_jax.driver, the host loop: stop rules, divergence, plain-SGD equivalence, batching."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from htsgd_jax import data
-from htsgd_jax.train import TrainConfig, Trainer, evaluate, train
+from htsgd_jax.training import TrainConfig, Trainer, evaluate, train
 
 DIGITS = data.load_dataset("digits")
 BASE = dict(dataset="digits", width=64, lr=0.1, batch_size=100, eval_every=10, max_steps=200)
