@@ -131,3 +131,14 @@ def test_compact_conv_refuses_what_is_not_a_vgg_stack(change, message):
   change(params)
   with pytest.raises(ValueError, match=message):
     compact.compact_conv(params, channels)
+
+
+def test_compact_dense_refuses_what_it_cannot_shrink():
+  from htsgd_jax import compact_dense
+
+  conv = {"conv_0": {"kernel": np.ones((3, 3, 1, 4))}, "classifier": {"kernel": np.ones((4, 2))}}
+  with pytest.raises(ValueError, match="dense"):
+    compact_dense(conv)
+  mismatched = {"hidden_0": {"kernel": np.ones((5, 4))}, "classifier": {"kernel": np.ones((3, 2))}}
+  with pytest.raises(ValueError, match="shape"):
+    compact_dense(mismatched)

@@ -14,8 +14,6 @@ import sys
 import time
 import warnings
 
-import jax.numpy as jnp
-import numpy as np
 import pytest
 from test_runs import ROOT, SMALL_SWEEP, _refused, _rows
 
@@ -224,41 +222,6 @@ def test_stale_temporary_files_are_removed_on_the_next_run(tmp_path):
   assert sweep.main(argv) == 0
   assert not any(p.exists() for p in stale)
   assert not (tmp_path / ".checkpoints" / "f00").exists()
-
-
-# ------------------------------------------------------------ 6. library misuse
-def test_noise_on_a_tree_without_hidden_layers_is_refused():
-  from htsgd_jax import heavy_tailed_noise
-
-  tx = heavy_tailed_noise(1.75, 0.1, 0.01, noise_type=1, key=0)
-  with pytest.raises(ValueError, match="no hidden layer"):
-    tx.init({"w": jnp.ones((3, 3))})
-  with pytest.raises(ValueError, match="no hidden layer"):
-    tx.init({"dense": {"kernel": jnp.ones((3, 3))}})  # a single kernel: the classifier
-  with pytest.warns(UserWarning, match="selects no"):
-    heavy_tailed_noise(1.75, 0.1, 0.01, key=0, mask=lambda p: {"w": False}).init({"w": jnp.ones(2)})
-
-
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_prune_refuses_non_finite_weights(bad):
-  from htsgd_jax import prune
-
-  kernel = np.ones((4, 6), np.float32)
-  kernel[0, 2] = bad
-  params = {"hidden_0": {"kernel": kernel}, "classifier": {"kernel": np.ones((6, 2))}}
-  with pytest.raises(ValueError, match="hidden_0/kernel holds non-finite"):
-    prune(params, 0.1)
-
-
-def test_compact_dense_refuses_what_it_cannot_shrink():
-  from htsgd_jax import compact_dense
-
-  conv = {"conv_0": {"kernel": np.ones((3, 3, 1, 4))}, "classifier": {"kernel": np.ones((4, 2))}}
-  with pytest.raises(ValueError, match="dense"):
-    compact_dense(conv)
-  mismatched = {"hidden_0": {"kernel": np.ones((5, 4))}, "classifier": {"kernel": np.ones((3, 2))}}
-  with pytest.raises(ValueError, match="shape"):
-    compact_dense(mismatched)
 
 
 # ---------------------------------------------------------------------- 8. smaller

@@ -309,3 +309,15 @@ def test_vmap_over_integer_seeds():
   batched = jax.vmap(noise_for)(jnp.arange(3))
   for seed in range(3):
     np.testing.assert_array_equal(batched[seed], noise_for(seed))
+
+
+def test_noise_on_a_tree_without_hidden_layers_is_refused():
+  from htsgd_jax import heavy_tailed_noise
+
+  tx = heavy_tailed_noise(1.75, 0.1, 0.01, noise_type=1, key=0)
+  with pytest.raises(ValueError, match="no hidden layer"):
+    tx.init({"w": jnp.ones((3, 3))})
+  with pytest.raises(ValueError, match="no hidden layer"):
+    tx.init({"dense": {"kernel": jnp.ones((3, 3))}})  # a single kernel: the classifier
+  with pytest.warns(UserWarning, match="selects no"):
+    heavy_tailed_noise(1.75, 0.1, 0.01, key=0, mask=lambda p: {"w": False}).init({"w": jnp.ones(2)})

@@ -90,3 +90,14 @@ def test_bad_pruning_arguments():
     pruning.columns_to_prune(jnp.ones(3), 1.5)
   with pytest.raises(ValueError, match="rule must be"):
     pruning.columns_to_prune(jnp.ones(3), 0.1, rule="random")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_prune_refuses_non_finite_weights(bad):
+  from htsgd_jax import prune
+
+  kernel = np.ones((4, 6), np.float32)
+  kernel[0, 2] = bad
+  params = {"hidden_0": {"kernel": kernel}, "classifier": {"kernel": np.ones((6, 2))}}
+  with pytest.raises(ValueError, match="hidden_0/kernel holds non-finite"):
+    prune(params, 0.1)

@@ -1,11 +1,8 @@
-"""Batched runs equal separate runs; sharding over 4 simulated devices; resumable sweeps."""
-
-import jax
-import numpy as np
+"""The ``experiments.sweep`` command: its grid, resuming after a kill, presets and flags, --tune."""
 
 from experiments import sweep
 from htsgd_jax import data, records
-from htsgd_jax.training import TrainConfig, Trainer, group_runs, run_mesh
+from htsgd_jax.training import TrainConfig, Trainer, group_runs
 
 DIGITS = data.load_dataset("digits")
 BASE = TrainConfig(
@@ -19,54 +16,6 @@ BASE = TrainConfig(
   noise_type=2,
   alpha=1.75,
 )
-
-
-def _close(a, b):
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-5, atol=2e-6), a, b)
-
-
-def test_tests_run_on_four_simulated_devices():
-  assert jax.device_count() == 4
-
-
-def test_batched_runs_equal_separate_runs_seed_by_seed():
-  cfgs = [
-    BASE.__class__(**(BASE.to_dict() | dict(seed=s, sigma=sg)))
-    for s, sg in ((1, 0.0), (2, 0.02), (3, 0.05), (4, 0.02), (5, 0.0))
-  ]
-  batched = Trainer(cfgs, DIGITS).run(progress=False)
-  # Runs stop at their own step inside the batch...
-  assert len({r.steps for r in batched}) > 1
-  for cfg, b in zip(cfgs, batched):
-    alone = Trainer([cfg], DIGITS, mesh=run_mesh(jax.devices()[:1])).run(progress=False)[0]
-    # ...and match a run trained alone, on one device, that stops at its own step.
-    assert (b.status, b.steps) == (alone.status, alone.steps)
-    assert b.history["step"] == alone.history["step"]
-    np.testing.assert_allclose(b.history["train_loss"], alone.history["train_loss"], rtol=1e-4)
-    _close(b.params, alone.params)
-
-
-def test_alpha_is_batched_too():
-  cfgs = [
-    BASE.__class__(
-      **(BASE.to_dict() | dict(alpha=a, sigma=0.02, max_steps=20, target_accuracy=100.0))
-    )
-    for a in (1.5, 2.0)
-  ]
-  batched = Trainer(cfgs, DIGITS).run(progress=False)
-  for cfg, b in zip(cfgs, batched):
-    _close(b.params, Trainer([cfg], DIGITS).run(progress=False)[0].params)
-
-
-def test_run_axis_is_sharded_and_uneven_counts_are_padded():
-  cfgs = [BASE.__class__(**(BASE.to_dict() | dict(seed=s, max_steps=10))) for s in (1, 2, 3)]
-  trainer = Trainer(cfgs, DIGITS)
-  assert trainer.n_padded == 4
-  seeds, hyper = trainer.per_run_inputs()
-  states = trainer._init(seeds, hyper)
-  kernel = states.params["hidden_0"]["kernel"]
-  assert kernel.shape[0] == 4 and len(kernel.sharding.device_set) == 4
-  assert len(trainer.run(progress=False)) == 3
 
 
 def test_sweep_grid_compiles_one_program_per_width():
