@@ -85,6 +85,17 @@ def bench_sampler(repeats: int) -> list[dict]:
   return rows
 
 
+def _line_sampler(r: dict) -> str:
+  return (
+    f"sampler  n={r['size']:>9,}  ours {r['ours_per_s']:.3g}/s  scipy {r['scipy_per_s']:.3g}/s"
+    f"  ({r['speedup_vs_scipy']:.0f}x scipy)"
+    f"  time vs jax.random.normal {r['ratio_to_normal']:.2f}x"
+    f" (target <= 3x)"
+    f"  [ours min/med/max {r['ours']['min'] * 1e3:.2f}/{r['ours']['median'] * 1e3:.2f}"
+    f"/{r['ours']['max'] * 1e3:.2f} ms]"
+  )
+
+
 def _train_step(model, x, y, noise_type: int):
   """A jitted SGD step (type ``noise_type`` noise, 0 = plain) of ``model`` on one batch."""
   params = model.init(jax.random.key(0), x[:1])["params"]
@@ -195,6 +206,31 @@ def bench_step(repeats: int, width: int = 2048, batch: int = 1000) -> list[dict]
       )
     )
   return rows
+
+
+def _line_step(r: dict) -> str:
+  t = r["time"]
+  return (
+    f"step     type {r['noise_type']} (0 = plain)  n={r['width']} batch={r['batch']}"
+    f"  {t['median'] * 1e3:.1f} ms [{t['min'] * 1e3:.1f}, {t['max'] * 1e3:.1f}]"
+    f"  overhead {100 * r['overhead']:+.1f}%"
+  )
+
+
+def _line_matmul_floor(r: dict) -> str:
+  t = r["time"]
+  return (
+    f"floor    matmuls only  {t['median'] * 1e3:.1f} ms ({r['gflops']:.0f} GFLOP/s)"
+    f"  plain step / floor = {r['plain_step_over_floor']:.2f}"
+  )
+
+
+def _line_loop(r: dict) -> str:
+  return (
+    f"loop     type {r['noise_type']} training loop, {r['steps']} steps + evaluation:"
+    f" {r['per_step'] * 1e3:.1f} ms/step = {r['over_floor']:.2f}x the matmul floor,"
+    f" {r['run_steps_per_s']:.3g} run-steps/s"
+  )
 
 
 # The products of one step at the authors' MNIST setting: (lhs shape, rhs shape, contracting
@@ -391,6 +427,22 @@ def _cnn_kernel_gradients(name, layers, batch: int, repeats: int) -> list[dict]:
   ]
 
 
+def _line_cnn_step(r: dict) -> str:
+  t = r["time"]
+  return (
+    f"cnn      {r['setting']} step, batch {r['batch']}, {r['dtype']:8s}"
+    f"  {t['median'] * 1e3:.0f} ms [{t['min'] * 1e3:.0f}, {t['max'] * 1e3:.0f}]"
+    f" ({r['gflops']:.0f} GFLOP/s)  {r['speedup']:.2f}x float32"
+  )
+
+
+def _line_cnn_conv(r: dict) -> str:
+  return (
+    f"cnn      {r['setting']} {r['layer']:38s} {r['dtype']:8s}"
+    f"  {r['time'] * 1e3:.2f} ms ({r['gflops']:.0f} GFLOP/s)"
+  )
+
+
 def bench_mixed_precision(repeats: int, width: int = 5000, batch: int = 5000) -> list[dict]:
   """float32 vs bfloat16 compute: the authors' MNIST step, its products, a VGG11-wide step.
 
@@ -479,6 +531,31 @@ def bench_mixed_precision(repeats: int, width: int = 5000, batch: int = 5000) ->
   return rows
 
 
+def _line_mixed_step(r: dict) -> str:
+  t = r["time"]
+  shape = f"n={r['width']} batch={r['batch']}" if r["model"] == "fcn" else f"batch={r['batch']}"
+  rate = f" ({r['gflops']:.0f} GFLOP/s)" if "gflops" in r else ""
+  split = (
+    f"; products {r['products_s'] * 1e3:.0f} ms, outside them"
+    f" {r['outside_products_s'] * 1e3:.0f} ms"
+    if "products_s" in r
+    else ""
+  )
+  return (
+    f"mixed    {r['model']} step {shape} type 1, {r['dtype']:8s}"
+    f"  {t['median'] * 1e3:.0f} ms [{t['min'] * 1e3:.0f}, {t['max'] * 1e3:.0f}]{rate}"
+    f"  {r['speedup']:.2f}x float32{split}"
+  )
+
+
+def _line_mixed_product(r: dict) -> str:
+  return (
+    f"mixed    product {r['product']:40s} {r['dtype']:8s}"
+    f"  {r['time']['median'] * 1e3:.0f} ms ({r['gflops']:.0f} GFLOP/s)"
+    + ("  [in the step]" if r["in_step"] else "")
+  )
+
+
 def bench_seeds(repeats: int) -> list[dict]:
   ds = load_dataset("digits")
   rows = []
@@ -516,6 +593,14 @@ def bench_seeds(repeats: int) -> list[dict]:
   return rows
 
 
+def _line_seeds(r: dict) -> str:
+  return (
+    f"seeds    {r['seeds']} seeds n={r['width']}: batched {r['batched']['median']:.2f} s,"
+    f" sequential {r['sequential']['median']:.2f} s  ({r['speedup']:.1f}x),"
+    f" {r['run_steps_per_s']:.3g} run-steps/s batched"
+  )
+
+
 def bench_time_to_result() -> list[dict]:
   import tempfile
 
@@ -538,80 +623,27 @@ def bench_time_to_result() -> list[dict]:
     return [dict(bench="time_to_result", preset="quick", seconds=time.perf_counter() - start)]
 
 
+def _line_time_to_result(r: dict) -> str:
+  return f"result   quick reproduction (ECG5000 + MNIST, 12 runs): {r['seconds']:.0f} s"
+
+
 def table(rows: list[dict]) -> str:
-  lines = []
-  for r in rows:
-    b = r["bench"]
-    if b == "sampler":
-      lines.append(
-        f"sampler  n={r['size']:>9,}  ours {r['ours_per_s']:.3g}/s  scipy {r['scipy_per_s']:.3g}/s"
-        f"  ({r['speedup_vs_scipy']:.0f}x scipy)"
-        f"  time vs jax.random.normal {r['ratio_to_normal']:.2f}x"
-        f" (target <= 3x)"
-        f"  [ours min/med/max {r['ours']['min'] * 1e3:.2f}/{r['ours']['median'] * 1e3:.2f}"
-        f"/{r['ours']['max'] * 1e3:.2f} ms]"
-      )
-    elif b == "step":
-      t = r["time"]
-      lines.append(
-        f"step     type {r['noise_type']} (0 = plain)  n={r['width']} batch={r['batch']}"
-        f"  {t['median'] * 1e3:.1f} ms [{t['min'] * 1e3:.1f}, {t['max'] * 1e3:.1f}]"
-        f"  overhead {100 * r['overhead']:+.1f}%"
-      )
-    elif b == "matmul_floor":
-      t = r["time"]
-      lines.append(
-        f"floor    matmuls only  {t['median'] * 1e3:.1f} ms ({r['gflops']:.0f} GFLOP/s)"
-        f"  plain step / floor = {r['plain_step_over_floor']:.2f}"
-      )
-    elif b == "loop":
-      lines.append(
-        f"loop     type {r['noise_type']} training loop, {r['steps']} steps + evaluation:"
-        f" {r['per_step'] * 1e3:.1f} ms/step = {r['over_floor']:.2f}x the matmul floor,"
-        f" {r['run_steps_per_s']:.3g} run-steps/s"
-      )
-    elif b == "seeds":
-      lines.append(
-        f"seeds    {r['seeds']} seeds n={r['width']}: batched {r['batched']['median']:.2f} s,"
-        f" sequential {r['sequential']['median']:.2f} s  ({r['speedup']:.1f}x),"
-        f" {r['run_steps_per_s']:.3g} run-steps/s batched"
-      )
-    elif b == "mixed_step":
-      t = r["time"]
-      shape = f"n={r['width']} batch={r['batch']}" if r["model"] == "fcn" else f"batch={r['batch']}"
-      rate = f" ({r['gflops']:.0f} GFLOP/s)" if "gflops" in r else ""
-      split = (
-        f"; products {r['products_s'] * 1e3:.0f} ms, outside them"
-        f" {r['outside_products_s'] * 1e3:.0f} ms"
-        if "products_s" in r
-        else ""
-      )
-      lines.append(
-        f"mixed    {r['model']} step {shape} type 1, {r['dtype']:8s}"
-        f"  {t['median'] * 1e3:.0f} ms [{t['min'] * 1e3:.0f}, {t['max'] * 1e3:.0f}]{rate}"
-        f"  {r['speedup']:.2f}x float32{split}"
-      )
-    elif b == "mixed_product":
-      lines.append(
-        f"mixed    product {r['product']:40s} {r['dtype']:8s}"
-        f"  {r['time']['median'] * 1e3:.0f} ms ({r['gflops']:.0f} GFLOP/s)"
-        + ("  [in the step]" if r["in_step"] else "")
-      )
-    elif b == "cnn_step":
-      t = r["time"]
-      lines.append(
-        f"cnn      {r['setting']} step, batch {r['batch']}, {r['dtype']:8s}"
-        f"  {t['median'] * 1e3:.0f} ms [{t['min'] * 1e3:.0f}, {t['max'] * 1e3:.0f}]"
-        f" ({r['gflops']:.0f} GFLOP/s)  {r['speedup']:.2f}x float32"
-      )
-    elif b == "cnn_conv":
-      lines.append(
-        f"cnn      {r['setting']} {r['layer']:38s} {r['dtype']:8s}"
-        f"  {r['time'] * 1e3:.2f} ms ({r['gflops']:.0f} GFLOP/s)"
-      )
-    elif b == "time_to_result":
-      lines.append(f"result   quick reproduction (ECG5000 + MNIST, 12 runs): {r['seconds']:.0f} s")
-  return "\n".join(lines)
+  """One line per row, each written by the formatter of the benchmark that made it."""
+  return "\n".join(LINES[r["bench"]](r) for r in rows)
+
+
+LINES = dict(
+  sampler=_line_sampler,
+  step=_line_step,
+  matmul_floor=_line_matmul_floor,
+  loop=_line_loop,
+  seeds=_line_seeds,
+  mixed_step=_line_mixed_step,
+  mixed_product=_line_mixed_product,
+  cnn_step=_line_cnn_step,
+  cnn_conv=_line_cnn_conv,
+  time_to_result=_line_time_to_result,
+)
 
 
 BENCHES = dict(
