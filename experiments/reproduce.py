@@ -84,43 +84,12 @@ def main(argv=None) -> int:
     experiments = get_experiments(settings.preset)
   except ValueError as err:
     usage_error(str(err))
-  # Everything is checked and loaded before the first program compiles.
-  plan = []
-  for exp in experiments:
-    exp = exp.with_compute_dtype(settings.compute_dtype)
-    cfg = exp.noisy
-    dataset = load_data_or_exit(
-      dataclasses.replace(
-        cfg, data_dir=settings.data_dir or cfg.data_dir, download=settings.download or cfg.download
-      )
-    )
-    check_or_exit(check_fits, cfg, dataset)
-    plan.append((exp, dataset))
-  default_out = settings.preset.replace(":", "_")
-  if settings.compute_dtype and any(
-    settings.compute_dtype != e.noisy.compute_dtype for e in experiments
-  ):
-    default_out += f"_{settings.compute_dtype}"
-  out = prepare_out_dir(settings.out or f"results/{default_out}")
+  plan = checked_plan(experiments, settings)  # before the first program compiles
+  out = prepare_out_dir(settings.out or default_out(settings, experiments))
   pipeline.claim_out_dir(out, "reproduce", settings.preset)
-  stop_signal, in_memory = None, {}
-  for exp, dataset in plan:
-    if args.report_only or stop_signal:
-      break
-    try:
-      chosen = dataclasses.replace(exp, seeds=tuple(settings.seeds or exp.seeds))
-      trained = pipeline.train_missing(
-        chosen.runs(tuple(settings.arms)),
-        dataset,
-        out / exp.name,
-        exp.name,
-        options,
-        shard,
-      )
-      in_memory.update(trained.finished)
-      stop_signal = trained.stop_signal
-    except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
-      stop_signal = "SIGINT"
+  in_memory, stop_signal = {}, None
+  if not args.report_only:
+    in_memory, stop_signal = train(plan, settings, out, options, shard)
   if not pipeline.reports_due(settings.preset, shard, args.report_only):
     return pipeline.exit_code(stop_signal)
   rows = [
@@ -137,6 +106,64 @@ def main(argv=None) -> int:
   ]
   per_run = frozenset(exp.name for exp, _ in plan if exp.run_table)
   return report.report(rows, out, stop_signal, per_run)
+
+
+def checked_plan(experiments: list, settings: ReproduceConfig) -> list:
+  """The preset's experiments at the chosen dtype, each with its dataset, loaded and checked.
+
+  Returns ``[(experiment, dataset)]``.
+  """
+  plan = []
+  for exp in experiments:
+    exp = exp.with_compute_dtype(settings.compute_dtype)
+    cfg = exp.noisy
+    dataset = load_data_or_exit(
+      dataclasses.replace(
+        cfg, data_dir=settings.data_dir or cfg.data_dir, download=settings.download or cfg.download
+      )
+    )
+    check_or_exit(check_fits, cfg, dataset)
+    plan.append((exp, dataset))
+  return plan
+
+
+def default_out(settings: ReproduceConfig, experiments: list) -> str:
+  """``results/<preset>``, plus ``_<dtype>`` under another compute dtype than the preset's.
+
+  Example:
+    >>> (exp,) = get_experiments("mnist_fcn")
+    >>> default_out(ReproduceConfig(preset="mnist_fcn", compute_dtype="float32"), [exp])
+    'results/mnist_fcn_float32'
+  """
+  name = settings.preset.replace(":", "_")
+  if settings.compute_dtype and any(
+    settings.compute_dtype != e.noisy.compute_dtype for e in experiments
+  ):
+    name += f"_{settings.compute_dtype}"
+  return f"results/{name}"
+
+
+def train(plan: list, settings: ReproduceConfig, out, options, shard) -> tuple[dict, str | None]:
+  """Trains each experiment's chosen arms and seeds that are missing, in order.
+
+  Returns the runs this process finished, by config, and the name of the
+  signal that stopped the training, if one did (the later experiments wait).
+  """
+  from experiments import pipeline
+
+  in_memory = {}
+  for exp, dataset in plan:
+    try:
+      chosen = dataclasses.replace(exp, seeds=tuple(settings.seeds or exp.seeds))
+      trained = pipeline.train_missing(
+        chosen.runs(tuple(settings.arms)), dataset, out / exp.name, exp.name, options, shard
+      )
+    except KeyboardInterrupt:  # a second Ctrl-C: the last periodic checkpoint remains
+      return in_memory, "SIGINT"
+    in_memory.update(trained.finished)
+    if trained.stop_signal:
+      return in_memory, trained.stop_signal
+  return in_memory, None
 
 
 def reported_runs(exp, seeds) -> list:

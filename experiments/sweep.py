@@ -136,19 +136,12 @@ def parser() -> argparse.ArgumentParser:
   return parser
 
 
-@command
-def main(argv=None) -> int:
-  args = parser().parse_args(argv)
-  settings = config_from_args(SweepConfig, args)
-  # What the work needs (JAX among it), imported once the command line parsed.
-  from experiments import analysis, pipeline, report, tuning
-  from htsgd_jax import pruning
+def base_and_grid(settings: SweepConfig, args, argv) -> tuple[TrainConfig, dict[str, list], str]:
+  """The base run, the grid's values (given, or the preset's or base's), and the sweep's label.
 
-  options = run_options(args)
-  require_experiment_extras()
-  shard = parse_shard(args.shard)
-  init_distributed(args, "experiments.sweep", argv)
-  check_or_exit(pruning.check_fraction, settings.prune_fraction, "--prune-fraction")
+  With ``--preset``, every config flag given on the command line applies to
+  the preset's config (and so to each run's fingerprint).
+  """
   if settings.preset:
     try:
       exp = get_experiments(settings.preset, "sweep")[0]
@@ -181,6 +174,23 @@ def main(argv=None) -> int:
     base = dataclasses.replace(base, validation=base.validation or methods.VALIDATION)
     grid["sigmas"] = sorted({0.0, *grid["sigmas"]})  # plain SGD is the reference
     label = f"tune_{label}"
+  return base, grid, label
+
+
+@command
+def main(argv=None) -> int:
+  args = parser().parse_args(argv)
+  settings = config_from_args(SweepConfig, args)
+  # What the work needs (JAX among it), imported once the command line parsed.
+  from experiments import analysis, pipeline, report, tuning
+  from htsgd_jax import pruning
+
+  options = run_options(args)
+  require_experiment_extras()
+  shard = parse_shard(args.shard)
+  init_distributed(args, "experiments.sweep", argv)
+  check_or_exit(pruning.check_fraction, settings.prune_fraction, "--prune-fraction")
+  base, grid, label = base_and_grid(settings, args, argv)
   check_grid(grid)
   try:
     runs = grid_runs(
