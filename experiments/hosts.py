@@ -19,6 +19,7 @@ lost), passed to ``jax.distributed.initialize``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pathlib
@@ -29,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import traceback
+
+from experiments.cli import usage_error
 
 WORKER_ENV = "HTSGD_JAX_WORKER_STATUS"
 # sysexits' EX_UNAVAILABLE: a service the command needs (another process) went away.
@@ -203,3 +206,137 @@ def last_checkpoint(out) -> str:
     return "no checkpoint was written yet (finished runs are kept)"
   _, step, where = max(found)
   return f"the last checkpoint, at step {step}, is in {where} (work since then is lost)"
+
+
+# ------------------------------------------------ the flags, and joining the processes
+CLUSTER_VARIABLES = {"SLURM_NTASKS": "SLURM", "OMPI_COMM_WORLD_SIZE": "Open MPI", "PMI_SIZE": "MPI"}
+
+
+def detected_cluster(environ) -> str | None:
+  """The kind of multi-process job the environment describes, or None.
+
+  Example:
+    >>> detected_cluster({"SLURM_NTASKS": "4"}), detected_cluster({"SLURM_NTASKS": "1"})
+    ('SLURM', None)
+    >>> detected_cluster({"TPU_WORKER_HOSTNAMES": "t0,t1"})
+    'TPU pod'
+  """
+  for var, name in CLUSTER_VARIABLES.items():
+    value = environ.get(var, "1") or "1"
+    if value.isdigit() and int(value) > 1:
+      return name
+  if "," in environ.get("TPU_WORKER_HOSTNAMES", ""):
+    return "TPU pod"
+  return None
+
+
+def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
+  """Flags for training one grid across processes or as a job array."""
+  group = parser.add_argument_group(
+    "several processes",
+    "one sweep across hosts with jax.distributed (the arguments of"
+    " jax.distributed.initialize; found automatically under SLURM and Open MPI), or a job"
+    " array of independent shards",
+  )
+  group.add_argument(
+    "--coordinator", default=None, metavar="HOST:PORT", help="address of process 0's coordinator"
+  )
+  group.add_argument(
+    "--num-processes",
+    type=int,
+    default=None,
+    help="how many processes the job has (with --coordinator)",
+  )
+  group.add_argument(
+    "--process-id", type=int, default=None, help="this process's index in [0, --num-processes)"
+  )
+  group.add_argument(
+    "--connect-timeout-s",
+    type=float,
+    default=CONNECT_TIMEOUT_S,
+    help="how long the processes wait for each other to join; one that has not joined by"
+    " then ends every process in one line (default: %(default)s, for cluster queues)",
+  )
+  group.add_argument(
+    "--peer-timeout-s",
+    type=float,
+    default=PEER_TIMEOUT_S,
+    help="how soon a silent process counts as lost: every other process then ends in one"
+    " line naming it, the last checkpoint and the command that resumes (default:"
+    " %(default)s)",
+  )
+  group.add_argument(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="train only shard I of N (0 <= I < N) of the grid's compiled programs,"
+    " without collectives; then run once more without --shard, or with"
+    " --report-only, to build the reports from every shard's records",
+  )
+  group.add_argument(
+    "--report-only",
+    action="store_true",
+    help="train nothing: analyse the finished runs and write the reports",
+  )
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+  """``"I/N"`` as ``(I, N)``, refused unless ``0 <= I < N``.
+
+  Example:
+    >>> parse_shard("1/4")
+    (1, 4)
+  """
+  if text is None:
+    return None
+  try:
+    index, count = (int(part) for part in text.split("/"))
+  except ValueError:
+    usage_error(f"--shard takes I/N, e.g. 0/4; got {text!r}.")
+  if not 0 <= index < count:
+    usage_error(f"--shard I/N needs 0 <= I < N; got {text!r}.")
+  return index, count
+
+
+def init_distributed(args: argparse.Namespace, module: str, argv=None) -> None:
+  """Joins the processes of one job (before anything touches a JAX device).
+
+  With ``--coordinator`` the flags are passed to ``jax.distributed.initialize``;
+  without, a SLURM or Open MPI job of several tasks, or a TPU pod of several
+  hosts, is detected from its environment and ``jax.distributed.initialize()``
+  finds the rest. Either way the command (``python -m module argv``) then
+  runs supervised (:func:`supervise`): this call runs it in a worker
+  process and exits with its status, so that a lost process ends this one
+  in one line.
+  """
+  explicit = (args.coordinator, args.num_processes, args.process_id)
+  cluster = None
+  if any(v is not None for v in explicit):
+    if None in explicit:
+      usage_error("--coordinator, --num-processes and --process-id go together.")
+    if args.shard:
+      usage_error("--shard trains independently: it takes no --coordinator.")
+    if not 0 <= args.process_id < args.num_processes:
+      usage_error(f"--process-id must lie in [0, {args.num_processes}); got {args.process_id}.")
+  else:
+    cluster = detected_cluster(os.environ)
+    if not cluster or args.shard:
+      return
+  for flag in ("connect_timeout_s", "peer_timeout_s"):
+    if not getattr(args, flag) >= 1:
+      usage_error(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}.")
+  timeouts = (int(args.connect_timeout_s), int(args.peer_timeout_s))
+  if not is_worker():
+    argv = list(sys.argv[1:] if argv is None else argv)
+    job = (args.process_id, args.num_processes)
+    raise SystemExit(supervise(module, argv, job, timeouts))
+  start_worker_logging()
+  import jax
+
+  if cluster:
+    print(f"{cluster} job of several tasks: joining them with jax.distributed")
+  jax.distributed.initialize(
+    *explicit if not cluster else (None, None, None),
+    initialization_timeout=timeouts[0],
+    heartbeat_timeout_seconds=timeouts[1],
+  )

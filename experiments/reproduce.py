@@ -37,18 +37,16 @@ import sys
 
 from experiments.cli import (
   add_config_flags,
-  add_distributed_flags,
   add_run_flags,
   check_or_exit,
   command,
   config_from_args,
-  init_distributed,
   load_data_or_exit,
-  parse_shard,
   require_experiment_extras,
   run_options,
   usage_error,
 )
+from experiments.hosts import add_distributed_flags, init_distributed, parse_shard
 from experiments.out_dir import prepare_out_dir
 from experiments.presets import get_experiments, listing
 from experiments.settings import ReproduceConfig

@@ -2,7 +2,7 @@
 
 :class:`ReproduceConfig`, :class:`SweepConfig` and :class:`CompareConfig`
 (every training command adds :class:`experiments.runs.RunOptions`, and the
-multi-process flags of :func:`experiments.cli.add_distributed_flags`). A value
+multi-process flags of :func:`experiments.hosts.add_distributed_flags`). A value
 that cannot be right is refused when the settings are made, before anything
 loads or trains. Imports neither JAX nor Flax, so that ``--help`` and a
 refused flag answer at once.

@@ -40,19 +40,17 @@ import sys
 from experiments import methods
 from experiments.cli import (
   add_config_flags,
-  add_distributed_flags,
   add_run_flags,
   check_or_exit,
   command,
   config_from_args,
   given_config_flags,
-  init_distributed,
   load_data_or_exit,
-  parse_shard,
   require_experiment_extras,
   run_options,
   usage_error,
 )
+from experiments.hosts import add_distributed_flags, init_distributed, parse_shard
 from experiments.out_dir import prepare_out_dir
 from experiments.presets import get_experiments
 from experiments.runs import RunSpec
