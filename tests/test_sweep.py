@@ -1,21 +1,10 @@
 """The ``experiments.sweep`` command: its grid, resuming after a kill, presets and flags, --tune."""
 
+from test_driver import BATCHED as BASE
+
 from experiments import sweep
 from htsgd_jax import data, records
 from htsgd_jax.training import TrainConfig, Trainer, group_runs
-
-DIGITS = data.load_dataset("digits")
-BASE = TrainConfig(
-  dataset="digits",
-  width=48,
-  lr=0.1,
-  batch_size=100,
-  eval_every=10,
-  max_steps=120,
-  target_accuracy=90.0,
-  noise_type=2,
-  alpha=1.75,
-)
 
 
 def test_sweep_grid_compiles_one_program_per_width():
