@@ -85,6 +85,12 @@ def bench_sampler(repeats: int) -> list[dict]:
   return rows
 
 
+def _ms_spread(t: dict, decimals: int) -> str:
+  """A timing's median and range in milliseconds: ``12.3 ms [10.1, 15.5]``."""
+  median, low, high = (f"{t[k] * 1e3:.{decimals}f}" for k in ("median", "min", "max"))
+  return f"{median} ms [{low}, {high}]"
+
+
 def _line_sampler(r: dict) -> str:
   return (
     f"sampler  n={r['size']:>9,}  ours {r['ours_per_s']:.3g}/s  scipy {r['scipy_per_s']:.3g}/s"
@@ -209,10 +215,9 @@ def bench_step(repeats: int, width: int = 2048, batch: int = 1000) -> list[dict]
 
 
 def _line_step(r: dict) -> str:
-  t = r["time"]
   return (
     f"step     type {r['noise_type']} (0 = plain)  n={r['width']} batch={r['batch']}"
-    f"  {t['median'] * 1e3:.1f} ms [{t['min'] * 1e3:.1f}, {t['max'] * 1e3:.1f}]"
+    f"  {_ms_spread(r['time'], 1)}"
     f"  overhead {100 * r['overhead']:+.1f}%"
   )
 
@@ -428,10 +433,9 @@ def _cnn_kernel_gradients(name, layers, batch: int, repeats: int) -> list[dict]:
 
 
 def _line_cnn_step(r: dict) -> str:
-  t = r["time"]
   return (
     f"cnn      {r['setting']} step, batch {r['batch']}, {r['dtype']:8s}"
-    f"  {t['median'] * 1e3:.0f} ms [{t['min'] * 1e3:.0f}, {t['max'] * 1e3:.0f}]"
+    f"  {_ms_spread(r['time'], 0)}"
     f" ({r['gflops']:.0f} GFLOP/s)  {r['speedup']:.2f}x float32"
   )
 
@@ -532,7 +536,6 @@ def bench_mixed_precision(repeats: int, width: int = 5000, batch: int = 5000) ->
 
 
 def _line_mixed_step(r: dict) -> str:
-  t = r["time"]
   shape = f"n={r['width']} batch={r['batch']}" if r["model"] == "fcn" else f"batch={r['batch']}"
   rate = f" ({r['gflops']:.0f} GFLOP/s)" if "gflops" in r else ""
   split = (
@@ -543,7 +546,7 @@ def _line_mixed_step(r: dict) -> str:
   )
   return (
     f"mixed    {r['model']} step {shape} type 1, {r['dtype']:8s}"
-    f"  {t['median'] * 1e3:.0f} ms [{t['min'] * 1e3:.0f}, {t['max'] * 1e3:.0f}]{rate}"
+    f"  {_ms_spread(r['time'], 0)}{rate}"
     f"  {r['speedup']:.2f}x float32{split}"
   )
 
